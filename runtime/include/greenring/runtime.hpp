@@ -1,0 +1,70 @@
+// greenring/runtime.hpp: the runtime object that owns the workers.
+//
+// A runtime owns N workers. Each worker is one OS thread running a Boost.Fiber
+// scheduler whose algorithm waits on that worker's I/O driver (io_uring, or the
+// epoll fallback). Green threads never migrate between workers once started.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+
+namespace greenring {
+
+namespace detail {
+class runtime_impl;
+}
+
+// Which kernel interface carries the waiting.
+enum class backend {
+  automatic,  // io_uring if io_uring_setup works, else epoll (GREENRING_BACKEND overrides)
+  uring,      // io_uring only: the constructor throws if the ring cannot be created
+  epoll,      // epoll + non-blocking syscalls
+};
+
+struct options {
+  // Number of workers (OS threads). 0: the CPUs in this process's affinity mask,
+  // or GREENRING_WORKERS when set.
+  unsigned workers = 0;
+  // Usable stack bytes of each green thread (rounded up to pages). 0: 64 KiB, or
+  // GREENRING_STACK_SIZE when set.
+  std::size_t stack_size = 0;
+  backend driver = backend::automatic;
+  // Submission queue entries per io_uring (completion queue is 4x).
+  unsigned ring_entries = 256;
+  // How long an idle worker spins before it parks in the kernel. Waking a
+  // halted vCPU costs ~20 us on the target VMs; spinning trades CPU for that.
+  std::chrono::microseconds idle_spin{20};
+  // Stacks kept for reuse per OS thread (beyond that they are unmapped).
+  std::size_t stack_cache = 256;
+};
+
+// The runtime. Construct one (or call greenring::run); the free functions
+// (spawn, sleep_for, io::read, ...) find it from the calling green thread, or,
+// on a plain OS thread, use the most recently started runtime that is alive.
+//
+// Destruction: requests cancellation of every green thread still alive, waits
+// for all of them to finish unwinding, then stops and joins the worker threads.
+class runtime {
+ public:
+  explicit runtime(options opts = {});
+  ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  unsigned workers() const noexcept;
+  // "io_uring" or "epoll".
+  const char* backend_name() const noexcept;
+  // Green threads started and not yet finished, summed over workers.
+  std::size_t live_green_threads() const noexcept;
+
+  // The runtime of the calling green thread; else the most recent live runtime; else nullptr.
+  static runtime* current() noexcept;
+
+  detail::runtime_impl& impl() noexcept { return *impl_; }
+
+ private:
+  std::unique_ptr<detail::runtime_impl> impl_;
+};
+
+}  // namespace greenring

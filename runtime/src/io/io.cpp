@@ -1,0 +1,599 @@
+// io/io.cpp: green I/O — libc signatures, libc results, suspension instead of
+// blocking.
+//
+// # Shape of every call
+//  1. Not on a worker: the plain syscall (a deadline, if any, is a poll()
+//     first).
+//  2. Fast path: one non-blocking attempt on the fd as it is. Reads and writes
+//     use preadv2/pwritev2 with RWF_NOWAIT and sockets MSG_DONTWAIT, which
+//     work on blocking fds without touching their flags (the flags are shared
+//     with every dup and with other processes). When data is there this is the
+//     whole cost: one syscall, ~1/3 of a ready read through io_uring here.
+//  3. EAGAIN on an fd the program made O_NONBLOCK: returned, as libc would.
+//  4. Slow path: the worker's driver carries the wait. io_uring runs the
+//     operation itself (one CQE carries the data, no second syscall); epoll
+//     waits for readiness and the attempt is repeated.
+//
+// # Lifetimes (tokio's op.rs rule)
+// An io_op lives in this frame. If the wait ends early (deadline,
+// cancellation, close) the op is cancelled and we wait, uncancellably, for its
+// completion before returning: the kernel never writes into a buffer the
+// caller has got back. A completion that carries a result wins over the
+// reason the wait ended, so nothing read or written is lost.
+//
+// # Blocking stream writes
+// Loop until everything is written, as the kernel does for a blocking socket
+// or pipe; if an error, the deadline or cancellation stops it after partial
+// progress, the partial count is returned and the condition shows up on the
+// next call.
+#include "io/fd_registry.hpp"
+#include "worker/worker.hpp"
+
+#include <greenring/io.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <vector>
+
+namespace greenring::detail {
+namespace {
+
+constexpr std::uint64_t kFilePos = static_cast<std::uint64_t>(-1);
+
+inline ssize_t sysret(ssize_t r) noexcept { return r < 0 ? -errno : r; }
+
+// Would libc have returned EAGAIN here? True for O_NONBLOCK fds except
+// regular files and directories, where the flag has no effect.
+bool user_nonblocking(int fd) noexcept {
+  int fl = ::fcntl(fd, F_GETFL);
+  if (fl < 0 || !(fl & O_NONBLOCK)) return false;
+  struct stat st;
+  return !(::fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)));
+}
+
+struct result {
+  ssize_t v;  // >= 0, or -errno
+  wake why;   // how the last wait ended (cancelled -> the caller throws)
+};
+
+// Starts op, parks, and settles the op however the wait ended.
+ssize_t run_op(worker& w, io_op& op, time_point until, wake& why) noexcept {
+  parker p;
+  op.waiter = &p;
+  fd_wait reg;
+  reg.fd = op.fd;
+  reg.p = &p;
+  fd_wait_add(reg);
+  w.drv().start(&op);
+  why = park(p, until, true);
+  fd_wait_remove(reg);
+  if (!op.done) {
+    w.drv().cancel(&op);
+    while (!op.done) {
+      parker p2;
+      op.waiter = &p2;
+      park(p2, time_point::max(), false);
+    }
+  }
+  if (why == wake::signalled || why == wake::none) return op.res;
+  if (op.res != -ECANCELED && op.res != -EINTR) return op.res;  // finished anyway: honour it
+  switch (why) {
+    case wake::timeout: return -ETIMEDOUT;
+    case wake::closed: return -EBADF;
+    default: return -ECANCELED;
+  }
+}
+
+ssize_t wait_ready(worker& w, int fd, short events, time_point until, wake& why) noexcept {
+  io_op op;
+  op.kind = op_kind::poll;
+  op.fd = fd;
+  op.events = events;
+  return run_op(w, op, until, why);
+}
+
+// Plain-thread deadline: wait with poll(2) before the blocking syscall.
+ssize_t plain_wait(int fd, short events, time_point until) noexcept {
+  if (until == time_point::max()) return 1;
+  for (;;) {
+    auto now = std::chrono::steady_clock::now();
+    long long ms = until <= now ? 0
+                   : std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1;
+    pollfd pfd{fd, events, 0};
+    int r = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(ms, INT_MAX)));
+    if (r > 0) return 1;
+    if (r == 0) return -ETIMEDOUT;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+// The readiness loop of the epoll driver (and of io_uring for ops it does not
+// run natively): wait, retry the non-blocking attempt, until it is not EAGAIN.
+// `blocking` is used for fds that cannot be polled (regular files under epoll).
+template <class Attempt, class Blocking>
+ssize_t readiness_loop(worker& w, int fd, short events, time_point until, wake& why, Attempt attempt,
+                       Blocking blocking) {
+  for (;;) {
+    ssize_t r = wait_ready(w, fd, events, until, why);
+    if (r == -EPERM) return blocking();
+    if (r < 0) return r;
+    r = attempt();
+    if (r != -EAGAIN) return r;
+  }
+}
+
+// ---- reads -------------------------------------------------------------------
+
+ssize_t nowait_readv(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
+  return sysret(::preadv2(fd, iov, cnt, off == kFilePos ? -1 : static_cast<off_t>(off), RWF_NOWAIT));
+}
+
+ssize_t plain_readv(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
+  return sysret(off == kFilePos ? ::readv(fd, iov, cnt) : ::preadv(fd, iov, cnt, static_cast<off_t>(off)));
+}
+
+ssize_t g_readv(int fd, const iovec* iov, int cnt, std::uint64_t off, time_point until, wake& why) {
+  worker* w = current_worker();
+  if (!w) {
+    ssize_t r = plain_wait(fd, POLLIN, until);
+    return r < 0 ? r : plain_readv(fd, iov, cnt, off);
+  }
+  ssize_t r = nowait_readv(fd, iov, cnt, off);
+  bool nowait_ok = r != -EOPNOTSUPP;
+  if (nowait_ok && r != -EAGAIN) return r;
+  if (r == -EAGAIN && user_nonblocking(fd)) return -EAGAIN;
+  if (w->drv().native_ops()) {
+    io_op op;
+    op.fd = fd;
+    op.off = off;
+    if (cnt == 1) {
+      op.kind = op_kind::read;
+      op.buf = iov[0].iov_base;
+      op.len = iov[0].iov_len;
+    } else {
+      op.kind = op_kind::readv;
+      op.iov = iov;
+      op.iovcnt = cnt;
+    }
+    return run_op(*w, op, until, why);
+  }
+  return readiness_loop(
+      *w, fd, POLLIN, until, why,
+      [&] { return nowait_ok ? nowait_readv(fd, iov, cnt, off) : plain_readv(fd, iov, cnt, off); },
+      [&] { return plain_readv(fd, iov, cnt, off); });
+}
+
+// ---- writes ------------------------------------------------------------------
+
+// Drops the first n bytes from a copy of an iovec array.
+void advance(std::vector<iovec>& v, std::size_t& first, std::size_t n) {
+  while (n > 0 && first < v.size()) {
+    if (n >= v[first].iov_len) {
+      n -= v[first].iov_len;
+      ++first;
+    } else {
+      v[first].iov_base = static_cast<char*>(v[first].iov_base) + n;
+      v[first].iov_len -= n;
+      n = 0;
+    }
+  }
+  while (first < v.size() && v[first].iov_len == 0) ++first;
+}
+
+ssize_t nowait_writev(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
+  return sysret(::pwritev2(fd, iov, cnt, off == kFilePos ? -1 : static_cast<off_t>(off), RWF_NOWAIT));
+}
+
+ssize_t plain_writev(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
+  return sysret(off == kFilePos ? ::writev(fd, iov, cnt) : ::pwritev(fd, iov, cnt, static_cast<off_t>(off)));
+}
+
+ssize_t g_writev(int fd, const iovec* iov_in, int cnt, std::uint64_t off, time_point until, wake& why) {
+  worker* w = current_worker();
+  if (!w) {
+    ssize_t r = plain_wait(fd, POLLOUT, until);
+    return r < 0 ? r : plain_writev(fd, iov_in, cnt, off);
+  }
+  std::size_t want = 0;
+  for (int i = 0; i < cnt; ++i) want += iov_in[i].iov_len;
+  ssize_t r = nowait_writev(fd, iov_in, cnt, off);
+  if (r == static_cast<ssize_t>(want) || (r < 0 && r != -EAGAIN && r != -EOPNOTSUPP)) return r;
+  bool nowait_ok = r != -EOPNOTSUPP;
+  if (nowait_ok && user_nonblocking(fd)) return r;  // partial count or EAGAIN, as from libc
+  std::vector<iovec> v(iov_in, iov_in + cnt);
+  std::size_t first = 0;
+  std::size_t total = r > 0 ? static_cast<std::size_t>(r) : 0;
+  advance(v, first, total);
+  auto pos = [&] { return off == kFilePos ? kFilePos : off + total; };
+  while (total < want) {
+    auto* iov = v.data() + first;
+    int n = static_cast<int>(v.size() - first);
+    if (w->drv().native_ops()) {
+      io_op op;
+      op.fd = fd;
+      op.off = pos();
+      if (n == 1) {
+        op.kind = op_kind::write;
+        op.buf = iov[0].iov_base;
+        op.len = iov[0].iov_len;
+      } else {
+        op.kind = op_kind::writev;
+        op.iov = iov;
+        op.iovcnt = n;
+      }
+      r = run_op(*w, op, until, why);
+    } else {
+      r = readiness_loop(
+          *w, fd, POLLOUT, until, why,
+          [&] { return nowait_ok ? nowait_writev(fd, iov, n, pos()) : plain_writev(fd, iov, n, pos()); },
+          [&] { return plain_writev(fd, iov, n, pos()); });
+    }
+    if (r <= 0) return total > 0 ? static_cast<ssize_t>(total) : (r == 0 ? 0 : r);
+    total += static_cast<std::size_t>(r);
+    advance(v, first, static_cast<std::size_t>(r));
+    if (why != wake::signalled && why != wake::none) break;  // cut short: report progress
+  }
+  return static_cast<ssize_t>(total);
+}
+
+// ---- sockets -------------------------------------------------------------------
+
+ssize_t g_recv(int fd, void* buf, std::size_t n, int flags, time_point until, wake& why) {
+  worker* w = current_worker();
+  if (!w || (flags & MSG_DONTWAIT)) {
+    if (!(flags & MSG_DONTWAIT)) {
+      ssize_t r = plain_wait(fd, POLLIN, until);
+      if (r < 0) return r;
+    }
+    return sysret(::recv(fd, buf, n, flags));
+  }
+  std::size_t total = 0;
+  bool waitall = (flags & MSG_WAITALL) && n > 0;
+  int f = flags & ~MSG_WAITALL;
+  for (;;) {
+    char* p = static_cast<char*>(buf) + total;
+    std::size_t left = n - total;
+    ssize_t r = sysret(::recv(fd, p, left, f | MSG_DONTWAIT));
+    if (r == -EAGAIN) {
+      if (total == 0 && user_nonblocking(fd)) return -EAGAIN;
+      if (w->drv().native_ops()) {
+        io_op op;
+        op.kind = op_kind::recv;
+        op.fd = fd;
+        op.buf = p;
+        op.len = left;
+        op.flags = f;
+        r = run_op(*w, op, until, why);
+      } else {
+        r = readiness_loop(*w, fd, POLLIN, until, why,
+                           [&] { return sysret(::recv(fd, p, left, f | MSG_DONTWAIT)); },
+                           [&] { return sysret(::recv(fd, p, left, f)); });
+      }
+    }
+    if (r < 0) return total > 0 ? static_cast<ssize_t>(total) : r;
+    total += static_cast<std::size_t>(r);
+    if (!waitall || r == 0 || total == n || (why != wake::signalled && why != wake::none))
+      return static_cast<ssize_t>(total);
+  }
+}
+
+ssize_t g_send(int fd, const void* buf, std::size_t n, int flags, time_point until, wake& why) {
+  worker* w = current_worker();
+  if (!w || (flags & MSG_DONTWAIT)) {
+    if (!(flags & MSG_DONTWAIT)) {
+      ssize_t r = plain_wait(fd, POLLOUT, until);
+      if (r < 0) return r;
+    }
+    return sysret(::send(fd, buf, n, flags));
+  }
+  std::size_t total = 0;
+  bool checked_nonblocking = false;
+  for (;;) {
+    const char* p = static_cast<const char*>(buf) + total;
+    std::size_t left = n - total;
+    ssize_t r = sysret(::send(fd, p, left, flags | MSG_DONTWAIT));
+    if (r >= 0) {
+      total += static_cast<std::size_t>(r);
+      if (total == n) return static_cast<ssize_t>(total);
+    } else if (r != -EAGAIN) {
+      return total > 0 ? static_cast<ssize_t>(total) : r;
+    }
+    if (!checked_nonblocking) {
+      checked_nonblocking = true;
+      if (user_nonblocking(fd)) return total > 0 ? static_cast<ssize_t>(total) : -EAGAIN;
+    }
+    p = static_cast<const char*>(buf) + total;
+    left = n - total;
+    if (w->drv().native_ops()) {
+      io_op op;
+      op.kind = op_kind::send;
+      op.fd = fd;
+      op.buf = const_cast<char*>(p);
+      op.len = left;
+      op.flags = flags;
+      r = run_op(*w, op, until, why);
+    } else {
+      r = wait_ready(*w, fd, POLLOUT, until, why);
+      if (r > 0) continue;  // ready: the loop's attempt sends
+    }
+    if (r < 0) return total > 0 ? static_cast<ssize_t>(total) : r;
+    total += static_cast<std::size_t>(r);
+    if (total == n || (why != wake::signalled && why != wake::none)) return static_cast<ssize_t>(total);
+  }
+}
+
+ssize_t g_msg(bool out, int fd, msghdr* msg, int flags, time_point until, wake& why) {
+  worker* w = current_worker();
+  auto attempt = [&](int f) {
+    return sysret(out ? ::sendmsg(fd, msg, f) : ::recvmsg(fd, msg, f));
+  };
+  short ev = out ? POLLOUT : POLLIN;
+  if (!w || (flags & MSG_DONTWAIT)) {
+    if (!(flags & MSG_DONTWAIT)) {
+      ssize_t r = plain_wait(fd, ev, until);
+      if (r < 0) return r;
+    }
+    return attempt(flags);
+  }
+  ssize_t r = attempt(flags | MSG_DONTWAIT);
+  if (r != -EAGAIN) return r;  // a partial sendmsg is returned as is (see docs: datagram-style)
+  if (user_nonblocking(fd)) return -EAGAIN;
+  if (w->drv().native_ops()) {
+    io_op op;
+    op.kind = out ? op_kind::sendmsg : op_kind::recvmsg;
+    op.fd = fd;
+    op.msg = msg;
+    op.flags = flags;
+    return run_op(*w, op, until, why);
+  }
+  return readiness_loop(*w, fd, ev, until, why, [&] { return attempt(flags | MSG_DONTWAIT); },
+                        [&] { return attempt(flags); });
+}
+
+ssize_t g_accept(int fd, sockaddr* addr, socklen_t* len, int flags, time_point until, wake& why) {
+  worker* w = current_worker();
+  if (!w || user_nonblocking(fd)) {
+    if (w == nullptr) {
+      ssize_t r = plain_wait(fd, POLLIN, until);
+      if (r < 0) return r;
+    }
+    return sysret(::accept4(fd, addr, len, flags));
+  }
+  if (w->drv().native_ops()) {
+    io_op op;
+    op.kind = op_kind::accept;
+    op.fd = fd;
+    op.addr = addr;
+    op.addrlenp = len;
+    op.flags = flags;
+    return run_op(*w, op, until, why);
+  }
+  // epoll: no per-call non-blocking accept exists for a blocking listener, so
+  // wait for readiness and accept; see docs/design.md for the race this has
+  // with acceptors on other workers.
+  ssize_t r = wait_ready(*w, fd, POLLIN, until, why);
+  if (r < 0) return r;
+  return sysret(::accept4(fd, addr, len, flags));
+}
+
+ssize_t g_connect(int fd, const sockaddr* addr, socklen_t len, time_point until, wake& why) {
+  worker* w = current_worker();
+  if (!w || user_nonblocking(fd)) return sysret(::connect(fd, addr, len));
+  if (w->drv().native_ops()) {
+    io_op op;
+    op.kind = op_kind::connect;
+    op.fd = fd;
+    op.addr = const_cast<sockaddr*>(addr);
+    op.addrlen = len;
+    return run_op(*w, op, until, why);
+  }
+  // epoll: start the connect non-blocking (the socket is not shared with
+  // anyone while it connects), restore the flags, wait for writability.
+  int fl = ::fcntl(fd, F_GETFL);
+  if (fl < 0) return -errno;
+  ::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  ssize_t r = sysret(::connect(fd, addr, len));
+  ::fcntl(fd, F_SETFL, fl);
+  if (r != -EINPROGRESS) return r;
+  r = wait_ready(*w, fd, POLLOUT, until, why);
+  if (r < 0) return r;
+  int err = 0;
+  socklen_t el = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) return -errno;
+  return err ? -err : 0;
+}
+
+// ---- files ------------------------------------------------------------------------
+
+// Ops with no readiness notion: io_uring runs them asynchronously; under epoll
+// they are the plain syscall on the worker.
+template <class Plain, class Fill>
+ssize_t file_op(Plain plain, Fill fill) {
+  worker* w = current_worker();
+  if (!w || !w->drv().native_ops()) return plain();
+  io_op op;
+  fill(op);
+  // Deadline-free and uncancellable once started: an open or fsync must not
+  // be abandoned half-way (the fd would leak, the data's fate be unknown).
+  parker p;
+  op.waiter = &p;
+  w->drv().start(&op);
+  while (!op.done) {
+    park(p, time_point::max(), false);
+    if (!op.done) p.reason = wake::none;
+  }
+  return op.res;
+}
+
+// Converts an internal result to libc's convention, throwing on cancellation.
+template <class T>
+T finish(ssize_t r, wake why) {
+  if (r >= 0) return static_cast<T>(r);
+  if (r == -ECANCELED && why == wake::cancelled) throw_cancelled();
+  errno = static_cast<int>(-r);
+  return static_cast<T>(-1);
+}
+
+}  // namespace
+}  // namespace greenring::detail
+
+namespace greenring::io {
+
+using namespace greenring::detail;
+
+ssize_t read(int fd, void* buf, size_t n, deadline until) {
+  wake why = wake::none;
+  iovec iov{buf, n};
+  return finish<ssize_t>(g_readv(fd, &iov, 1, kFilePos, until, why), why);
+}
+
+ssize_t readv(int fd, const iovec* iov, int iovcnt, deadline until) {
+  wake why = wake::none;
+  return finish<ssize_t>(g_readv(fd, iov, iovcnt, kFilePos, until, why), why);
+}
+
+ssize_t pread(int fd, void* buf, size_t n, off_t off, deadline until) {
+  if (off < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  wake why = wake::none;
+  iovec iov{buf, n};
+  return finish<ssize_t>(g_readv(fd, &iov, 1, static_cast<std::uint64_t>(off), until, why), why);
+}
+
+ssize_t write(int fd, const void* buf, size_t n, deadline until) {
+  wake why = wake::none;
+  iovec iov{const_cast<void*>(buf), n};
+  return finish<ssize_t>(g_writev(fd, &iov, 1, kFilePos, until, why), why);
+}
+
+ssize_t writev(int fd, const iovec* iov, int iovcnt, deadline until) {
+  wake why = wake::none;
+  return finish<ssize_t>(g_writev(fd, iov, iovcnt, kFilePos, until, why), why);
+}
+
+ssize_t pwrite(int fd, const void* buf, size_t n, off_t off, deadline until) {
+  if (off < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  wake why = wake::none;
+  iovec iov{const_cast<void*>(buf), n};
+  return finish<ssize_t>(g_writev(fd, &iov, 1, static_cast<std::uint64_t>(off), until, why), why);
+}
+
+ssize_t recv(int fd, void* buf, size_t n, int flags, deadline until) {
+  wake why = wake::none;
+  return finish<ssize_t>(g_recv(fd, buf, n, flags, until, why), why);
+}
+
+ssize_t send(int fd, const void* buf, size_t n, int flags, deadline until) {
+  wake why = wake::none;
+  return finish<ssize_t>(g_send(fd, buf, n, flags, until, why), why);
+}
+
+ssize_t recvmsg(int fd, msghdr* msg, int flags, deadline until) {
+  wake why = wake::none;
+  return finish<ssize_t>(g_msg(false, fd, msg, flags, until, why), why);
+}
+
+ssize_t sendmsg(int fd, const msghdr* msg, int flags, deadline until) {
+  wake why = wake::none;
+  return finish<ssize_t>(g_msg(true, fd, const_cast<msghdr*>(msg), flags, until, why), why);
+}
+
+int accept4(int fd, sockaddr* addr, socklen_t* addrlen, int flags, deadline until) {
+  wake why = wake::none;
+  return finish<int>(g_accept(fd, addr, addrlen, flags, until, why), why);
+}
+
+int accept(int fd, sockaddr* addr, socklen_t* addrlen, deadline until) {
+  return accept4(fd, addr, addrlen, 0, until);
+}
+
+int connect(int fd, const sockaddr* addr, socklen_t addrlen, deadline until) {
+  wake why = wake::none;
+  return finish<int>(g_connect(fd, addr, addrlen, until, why), why);
+}
+
+int poll(int fd, short events, deadline until) {
+  pollfd pfd{fd, events, 0};
+  int r = ::poll(&pfd, 1, 0);
+  if (r != 0) return r < 0 ? -1 : pfd.revents;
+  worker* w = current_worker();
+  if (!w) {
+    ssize_t pr = plain_wait(fd, events, until);
+    if (pr == -ETIMEDOUT) return 0;
+    if (pr < 0) {
+      errno = static_cast<int>(-pr);
+      return -1;
+    }
+    r = ::poll(&pfd, 1, 0);
+    return r < 0 ? -1 : pfd.revents;
+  }
+  wake why = wake::none;
+  ssize_t res = wait_ready(*w, fd, events, until, why);
+  if (res == -ETIMEDOUT) return 0;
+  if (res == -EPERM) return events & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM);  // regular file under epoll
+  return finish<int>(res, why);
+}
+
+int openat(int dirfd, const char* path, int flags, mode_t mode) {
+  ssize_t r = file_op([&] { return sysret(::openat(dirfd, path, flags, mode)); },
+                      [&](io_op& op) {
+                        op.kind = op_kind::openat;
+                        op.fd = dirfd;
+                        op.path = path;
+                        op.flags = flags;
+                        op.mode = mode;
+                      });
+  return finish<int>(r, wake::none);
+}
+
+int open(const char* path, int flags, mode_t mode) { return openat(AT_FDCWD, path, flags, mode); }
+
+int close(int fd) {
+  fd_wait_close(fd);
+  return ::close(fd);
+}
+
+int fsync(int fd) {
+  ssize_t r = file_op([&] { return sysret(::fsync(fd)); },
+                      [&](io_op& op) {
+                        op.kind = op_kind::fsync;
+                        op.fd = fd;
+                      });
+  return finish<int>(r, wake::none);
+}
+
+int fdatasync(int fd) {
+  ssize_t r = file_op([&] { return sysret(::fdatasync(fd)); },
+                      [&](io_op& op) {
+                        op.kind = op_kind::fsync;
+                        op.fd = fd;
+                        op.flags = 1;  // IORING_FSYNC_DATASYNC
+                      });
+  return finish<int>(r, wake::none);
+}
+
+int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* out) {
+  ssize_t r = file_op([&] { return sysret(::statx(dirfd, path, flags, mask, out)); },
+                      [&](io_op& op) {
+                        op.kind = op_kind::statx;
+                        op.fd = dirfd;
+                        op.path = path;
+                        op.flags = flags;
+                        op.mode = mask;
+                        op.stx = out;
+                      });
+  return finish<int>(r, wake::none);
+}
+
+}  // namespace greenring::io

@@ -1,0 +1,21 @@
+// stack/stack.hpp: stack overflow detection hooks used by the worker (internal).
+#pragma once
+#include <greenring/detail/green_thread.hpp>
+
+namespace greenring::detail {
+// Installs the SIGSEGV handler (once per process) and an alternate signal
+// stack for the calling thread (each worker calls it).
+void install_overflow_handler() noexcept;
+void remove_altstack() noexcept;
+void set_stack_cache_capacity(std::size_t n) noexcept;
+// Checks the canary of a stack that has no guard page; aborts with the green
+// thread's identity when it was overwritten.
+inline constexpr std::uint64_t kCanary = 0x6772656e72696e67ULL;  // "grenring"
+[[noreturn]] void report_canary_overflow(const gt_base* gt) noexcept;
+inline void check_canary(const gt_base* gt) noexcept {
+  if (!gt->stack.guarded) {
+    auto* w = reinterpret_cast<const std::uint64_t*>(gt->stack.lo);
+    if (w[0] != kCanary || w[64] != kCanary) report_canary_overflow(gt);
+  }
+}
+}  // namespace greenring::detail

@@ -1,0 +1,323 @@
+// worker/worker.cpp: one OS thread per worker, its Boost.Fiber scheduling
+// algorithm, and the runtime that starts and stops them.
+//
+// # One loop iteration (what a worker does between two green threads)
+// Boost.Fiber's scheduler calls our algorithm; all waiting is the driver's.
+//  1. awakened(ctx): a context became runnable (spawned, unparked, yielded);
+//     it joins the FIFO ready queue.
+//  2. pick_next(): once per scheduler pass — on the dispatcher's turn, which
+//     Boost.Fiber gives it once per round of the ready queue — the worker
+//     polls without blocking: drains its inbox (green threads posted from other threads),
+//     flushes the SQEs queued during the pass in one io_uring_enter and reaps
+//     completions, unparking their green threads. So a busy worker never
+//     starves I/O and never pays one enter per suspension.
+//  3. suspend_until(t): nothing is runnable. Spin up to options::idle_spin
+//     polling the driver and the inbox (waking a halted vCPU costs ~20 us on
+//     the target VMs, ANCHORS.md), then park in driver::wait() until a
+//     completion, a notify() or the earliest timer t (Boost's sleep queue).
+//  4. notify(): any thread, after queueing work for this worker (see the
+//     state-word protocol in worker.hpp).
+#include "worker/worker.hpp"
+
+#include "stack/stack.hpp"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+
+namespace greenring::detail {
+namespace {
+
+thread_local worker* tls_worker = nullptr;
+
+std::mutex g_runtimes_lk;
+std::vector<runtime*> g_runtimes;  // live runtimes, newest last
+
+inline void spin_pause() noexcept { __builtin_ia32_pause(); }
+
+class worker_algo final : public boost::fibers::algo::algorithm {
+ public:
+  explicit worker_algo(worker& w) noexcept : w_(w) {}
+
+  void awakened(boost::fibers::context* ctx) noexcept override { ctx->ready_link(rq_); }
+
+  boost::fibers::context* pick_next() noexcept override {
+    // Boost's dispatcher re-queues itself behind every context it resumes, so
+    // it gets exactly one turn per pass over the ready queue: that turn is
+    // where the pass's submissions are flushed and completions reaped. Only
+    // there: a suspending green thread calls pick_next while still holding
+    // its parker's lock, and reaping unparks.
+    auto* active = boost::fibers::context::active();
+    if (active->is_context(boost::fibers::type::dispatcher_context)) w_.poll_events();
+    if (rq_.empty()) return nullptr;
+    boost::fibers::context* ctx = &rq_.front();
+    rq_.pop_front();
+    // Canary-mode stacks (no guard page) are checked at every switch, on the
+    // way out of the suspending green thread and into the next one.
+    if (auto* cur = static_cast<gt_base*>(active->get_properties())) check_canary(cur);
+    if (auto* next = static_cast<gt_base*>(ctx->get_properties())) check_canary(next);
+    return ctx;
+  }
+
+  bool has_ready_fibers() const noexcept override { return !rq_.empty(); }
+
+  void suspend_until(std::chrono::steady_clock::time_point const& until) noexcept override {
+    w_.idle(until);
+  }
+
+  void notify() noexcept override { w_.notify(); }
+
+ private:
+  worker& w_;
+  boost::fibers::scheduler::ready_queue_type rq_;
+};
+
+unsigned default_workers() {
+  if (const char* e = std::getenv("GREENRING_WORKERS"); e && *e) {
+    long n = std::strtol(e, nullptr, 10);
+    if (n > 0 && n <= 1024) return static_cast<unsigned>(n);
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<unsigned>(CPU_COUNT(&set));
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<unsigned>(n) : 1;
+}
+
+std::size_t default_stack() {
+  if (const char* e = std::getenv("GREENRING_STACK_SIZE"); e && *e) {
+    char* end = nullptr;
+    unsigned long long v = std::strtoull(e, &end, 10);
+    if (end && (*end == 'k' || *end == 'K')) v *= 1024;
+    if (end && (*end == 'm' || *end == 'M')) v *= 1024 * 1024;
+    if (v >= 16 * 1024) return static_cast<std::size_t>(v);
+  }
+  return 64 * 1024;
+}
+
+}  // namespace
+
+worker* current_worker() noexcept { return tls_worker; }
+
+void worker::notify() noexcept {
+  if (state_.exchange(notified, std::memory_order_acq_rel) == parked) drv_->wake();
+}
+
+void worker::post(boost::fibers::context* ctx) noexcept {
+  {
+    std::lock_guard<spinlock> g(inbox_lk_);
+    inbox_.push_back(ctx);
+  }
+  inbox_nonempty_.store(true, std::memory_order_release);
+  notify();
+}
+
+void worker::drain_inbox() noexcept {
+  if (!inbox_nonempty_.load(std::memory_order_acquire)) return;
+  {
+    std::lock_guard<spinlock> g(inbox_lk_);
+    inbox_.swap(inbox_spare_);
+    inbox_nonempty_.store(false, std::memory_order_relaxed);
+  }
+  auto* active = boost::fibers::context::active();
+  for (auto* ctx : inbox_spare_) {
+    active->attach(ctx);
+    active->get_scheduler()->schedule(ctx);
+  }
+  inbox_spare_.clear();
+}
+
+void worker::poll_events() noexcept {
+  drain_inbox();
+  drv_->poll();
+}
+
+void worker::idle(std::chrono::steady_clock::time_point until) noexcept {
+  using clk = std::chrono::steady_clock;
+  auto now = clk::now();
+  auto spin_end = now + rt_.opts.idle_spin;
+  if (spin_end > until) spin_end = until;
+  while (now < spin_end) {
+    if (state_.load(std::memory_order_relaxed) == notified) break;
+    if (drv_->inflight() && drv_->poll() > 0) {
+      drain_inbox();
+      return;
+    }
+    for (int i = 0; i < 32; ++i) spin_pause();
+    now = clk::now();
+  }
+  if (state_.exchange(parked, std::memory_order_acq_rel) != notified) {
+    if (until == clk::time_point::max()) {
+      drv_->wait(nullptr);
+    } else {
+      now = clk::now();
+      auto d = until > now ? until - now : clk::duration::zero();
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+      timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+      drv_->wait(&ts);
+    }
+  }
+  state_.store(running, std::memory_order_seq_cst);
+  drain_inbox();
+  drv_->poll();
+}
+
+void worker::link_live(gt_base* gt) noexcept {
+  gt->live_prev = nullptr;
+  gt->live_next = live_head_;
+  if (live_head_) live_head_->live_prev = gt;
+  live_head_ = gt;
+}
+
+void worker::unlink_live(gt_base* gt) noexcept {
+  if (gt->live_prev) gt->live_prev->live_next = gt->live_next; else live_head_ = gt->live_next;
+  if (gt->live_next) gt->live_next->live_prev = gt->live_prev;
+  gt->live_prev = gt->live_next = nullptr;
+}
+
+runtime_impl::runtime_impl(runtime& s, options o) : self(s), opts(o) {
+  unsigned n = opts.workers ? opts.workers : default_workers();
+  stack_size = opts.stack_size ? opts.stack_size : default_stack();
+  chosen = choose_backend(opts.driver, opts.ring_entries, fallback_reason);
+  workers.reserve(n);
+  for (unsigned i = 0; i < n; ++i) workers.push_back(std::make_unique<worker>(*this, i));
+  std::atomic<int> ready{0};
+  std::vector<std::exception_ptr> errs(n);
+  for (unsigned i = 0; i < n; ++i) {
+    worker& w = *workers[i];
+    w.thread = std::thread([this, &w, &ready, &errs, i] { worker_main(w, ready, errs[i]); });
+  }
+  while (ready.load(std::memory_order_acquire) < static_cast<int>(n)) ready.wait(ready.load());
+  for (auto& e : errs) {
+    if (e) {
+      shutdown();
+      std::rethrow_exception(e);
+    }
+  }
+}
+
+runtime_impl::~runtime_impl() { shutdown(); }
+
+void runtime_impl::worker_main(worker& w, std::atomic<int>& ready, std::exception_ptr& err) {
+  try {
+    if (chosen == backend::uring) {
+      try {
+        w.drv_ = make_uring_driver(opts.ring_entries);
+      } catch (const std::system_error& e) {
+        if (opts.driver == backend::uring) throw;
+        std::fprintf(stderr, "greenring: worker %u: %s; using epoll\n", w.index(), e.what());
+        w.drv_ = make_epoll_driver();
+      }
+    } else {
+      w.drv_ = make_epoll_driver();
+    }
+    tls_worker = &w;
+    install_overflow_handler();
+    set_stack_cache_capacity(opts.stack_cache);
+    boost::fibers::use_scheduling_algorithm<worker_algo>(w);
+  } catch (...) {
+    err = std::current_exception();
+    tls_worker = nullptr;
+    ready.fetch_add(1, std::memory_order_release);
+    ready.notify_all();
+    return;
+  }
+  ready.fetch_add(1, std::memory_order_release);
+  ready.notify_all();
+
+  // The worker's main context only waits; green threads run while it does.
+  w.stop.wait();
+  // Shutdown, in order:
+  //  1. request cancellation of every green thread that runs here, including
+  //     ones spawned while earlier ones unwind (hence the loop);
+  //  2. wait until none is left, so Boost's scheduler tears down empty;
+  //  3. return: the thread's Boost scheduler is destroyed at thread exit and
+  //     the driver with the worker, after the thread is joined.
+  while (w.live.load(std::memory_order_acquire) != 0) {
+    {
+      // The live list is owned by this thread, which is where we are.
+      for (gt_base* gt = w.live_head_; gt; gt = gt->live_next) request_cancel(gt);
+    }
+    w.drained.wait_for(std::chrono::milliseconds(10));
+  }
+  // Let terminated contexts be released by the dispatcher before we leave.
+  boost::this_fiber::yield();
+  tls_worker = nullptr;
+  remove_altstack();
+}
+
+void runtime_impl::shutdown() noexcept {
+  for (auto& w : workers) {
+    if (!w->thread.joinable()) continue;
+    w->stopping.store(true, std::memory_order_release);
+    w->stop.set();
+  }
+  for (auto& w : workers)
+    if (w->thread.joinable()) w->thread.join();
+}
+
+worker* runtime_impl::pick_worker(int requested) {
+  if (requested >= 0) {
+    if (static_cast<std::size_t>(requested) >= workers.size())
+      throw std::out_of_range("greenring: spawn_on: no such worker");
+    return workers[static_cast<std::size_t>(requested)].get();
+  }
+  // Placement rule: stay local (cheapest, keeps caches warm) unless the local
+  // worker runs more than kSlack green threads beyond the least loaded one.
+  constexpr std::size_t kSlack = 16;
+  worker* best = workers[0].get();
+  std::size_t best_live = best->live.load(std::memory_order_relaxed);
+  for (std::size_t i = 1; i < workers.size(); ++i) {
+    std::size_t l = workers[i]->live.load(std::memory_order_relaxed);
+    if (l < best_live) {
+      best = workers[i].get();
+      best_live = l;
+    }
+  }
+  worker* local = tls_worker;
+  if (local && &local->rt() == this && local->live.load(std::memory_order_relaxed) <= best_live + kSlack)
+    return local;
+  return best;
+}
+
+}  // namespace greenring::detail
+
+namespace greenring {
+
+runtime::runtime(options opts) {
+  impl_ = std::make_unique<detail::runtime_impl>(*this, opts);
+  std::lock_guard<std::mutex> g(detail::g_runtimes_lk);
+  detail::g_runtimes.push_back(this);
+}
+
+runtime::~runtime() {
+  {
+    std::lock_guard<std::mutex> g(detail::g_runtimes_lk);
+    std::erase(detail::g_runtimes, this);
+  }
+  impl_->shutdown();
+}
+
+unsigned runtime::workers() const noexcept { return static_cast<unsigned>(impl_->workers.size()); }
+
+const char* runtime::backend_name() const noexcept {
+  return impl_->chosen == backend::uring ? "io_uring" : "epoll";
+}
+
+std::size_t runtime::live_green_threads() const noexcept {
+  std::size_t n = 0;
+  for (auto& w : impl_->workers) n += w->live.load(std::memory_order_relaxed);
+  return n;
+}
+
+runtime* runtime::current() noexcept {
+  if (auto* w = detail::current_worker()) return &w->rt().self;
+  std::lock_guard<std::mutex> g(detail::g_runtimes_lk);
+  return detail::g_runtimes.empty() ? nullptr : detail::g_runtimes.back();
+}
+
+}  // namespace greenring
