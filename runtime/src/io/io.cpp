@@ -62,8 +62,11 @@ struct result {
   wake why;   // how the last wait ended (cancelled -> the caller throws)
 };
 
-// Starts op, parks, and settles the op however the wait ended.
-ssize_t run_op(worker& w, io_op& op, time_point until, wake& why) noexcept {
+// Starts op, parks, and settles the op however the wait ended. `eager`
+// flushes the submission at once: io_uring attempts the op inline, so an op
+// with no user-space non-blocking form (accept on a blocking listener) that
+// can complete now does so without waiting for the scheduler pass.
+ssize_t run_op(worker& w, io_op& op, time_point until, wake& why, bool eager = false) noexcept {
   parker p;
   op.waiter = &p;
   fd_wait reg;
@@ -71,6 +74,7 @@ ssize_t run_op(worker& w, io_op& op, time_point until, wake& why) noexcept {
   reg.p = &p;
   fd_wait_add(reg);
   w.drv().start(&op);
+  if (eager) w.drv().poll();
   why = park(p, until, true);
   fd_wait_remove(reg);
   if (!op.done) {
@@ -372,7 +376,7 @@ ssize_t g_accept(int fd, sockaddr* addr, socklen_t* len, int flags, time_point u
     op.addr = addr;
     op.addrlenp = len;
     op.flags = flags;
-    return run_op(*w, op, until, why);
+    return run_op(*w, op, until, why, true);
   }
   // epoll: no per-call non-blocking accept exists for a blocking listener, so
   // wait for readiness and accept; see docs/design.md for the race this has
