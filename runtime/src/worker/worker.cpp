@@ -20,6 +20,7 @@
 #include "worker/worker.hpp"
 
 #include "stack/stack.hpp"
+#include "worker/asan_switch.hpp"
 
 #include <sched.h>
 #include <unistd.h>
@@ -44,7 +45,10 @@ class worker_algo final : public boost::fibers::algo::algorithm {
  public:
   explicit worker_algo(worker& w) noexcept : w_(w) {}
 
-  void awakened(boost::fibers::context* ctx) noexcept override { ctx->ready_link(rq_); }
+  void awakened(boost::fibers::context* ctx) noexcept override {
+    asan::note_context(ctx);
+    ctx->ready_link(rq_);
+  }
 
   boost::fibers::context* pick_next() noexcept override {
     // Boost's dispatcher re-queues itself behind every context it resumes, so
@@ -54,13 +58,17 @@ class worker_algo final : public boost::fibers::algo::algorithm {
     // its parker's lock, and reaping unparks.
     auto* active = boost::fibers::context::active();
     if (active->is_context(boost::fibers::type::dispatcher_context)) w_.poll_events();
-    if (rq_.empty()) return nullptr;
+    if (rq_.empty()) {
+      asan::before_switch(active, nullptr);
+      return nullptr;
+    }
     boost::fibers::context* ctx = &rq_.front();
     rq_.pop_front();
     // Canary-mode stacks (no guard page) are checked at every switch, on the
     // way out of the suspending green thread and into the next one.
     if (auto* cur = static_cast<gt_base*>(active->get_properties())) check_canary(cur);
     if (auto* next = static_cast<gt_base*>(ctx->get_properties())) check_canary(next);
+    asan::before_switch(active, ctx);
     return ctx;
   }
 
@@ -246,6 +254,7 @@ void runtime_impl::worker_main(worker& w, std::atomic<int>& ready, std::exceptio
   }
   // Let terminated contexts be released by the dispatcher before we leave.
   boost::this_fiber::yield();
+  asan::finish_pending();
   tls_worker = nullptr;
   remove_altstack();
 }
