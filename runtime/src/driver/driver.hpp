@@ -74,6 +74,11 @@ struct io_op {
   int res = 0;
   bool done = false;
   parker* waiter = nullptr;
+  // Instead of unparking `waiter`, completion may call this (on the owning
+  // worker's thread, from the dispatcher's poll: it must not block or park).
+  // Used by coroutine-native I/O, which has no green thread to wake.
+  void (*on_complete)(io_op*) = nullptr;
+  void* user = nullptr;
 
   io_op* prev = nullptr;            // driver-private links (epoll waiter lists)
   io_op* next = nullptr;
@@ -99,7 +104,8 @@ class driver {
   static void complete(io_op* op, int res) noexcept {
     op->res = res;
     op->done = true;
-    if (op->waiter) op->waiter->unpark(wake::signalled);
+    if (op->on_complete) op->on_complete(op);
+    else if (op->waiter) op->waiter->unpark(wake::signalled);
   }
 };
 

@@ -77,8 +77,9 @@ class epoll_driver final : public driver {
     if (op->done) return;
     fdstate& s = fds_[static_cast<std::size_t>(op->fd)];
     unlink(s, op);
-    op->res = -ECANCELED;
-    op->done = true;  // the caller is the waiter itself: nobody to unpark
+    // Synchronous: the caller's own wait already ended, so unparking it is a
+    // no-op; an on_complete callback still hears about it.
+    complete(op, -ECANCELED);
   }
 
   int poll() noexcept override { return run(0); }
