@@ -179,8 +179,8 @@ int demo(unsigned connections, double seconds, size_t size, unsigned workers) {
   }
   std::sort(lat.begin(), lat.end());
   auto pct = [&](double p) { return lat.empty() ? 0u : lat[std::min(lat.size() - 1, size_t(p * lat.size()))]; };
-  std::printf("greenring echo demo: backend=%s server_workers=%u client_workers=1\n", server.backend_name(),
-              server.workers());
+  std::printf("greenring echo demo: backend=%s (%s) server_workers=%u client_workers=1\n", server.backend_name(),
+              server.backend_features().c_str(), server.workers());
   std::printf("  connections      %u (one green thread each, both sides)\n", connections);
   std::printf("  payload          %zu bytes per round trip, every byte verified\n", size);
   std::printf("  duration         %.2f s\n", elapsed);

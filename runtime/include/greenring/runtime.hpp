@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <string>
 
 namespace greenring {
 
@@ -53,8 +54,11 @@ class runtime {
   runtime& operator=(const runtime&) = delete;
 
   unsigned workers() const noexcept;
-  // "io_uring" or "epoll".
+  // "io_uring" or "epoll" (what worker 0 runs; a worker whose own ring
+  // set-up failed falls back to epoll alone and says so on stderr).
   const char* backend_name() const noexcept;
+  // The kernel features the driver uses, e.g. "single_issuer defer_taskrun ext_arg".
+  std::string backend_features() const;
   // Green threads started and not yet finished, summed over workers.
   std::size_t live_green_threads() const noexcept;
 

@@ -90,8 +90,9 @@ class driver {
   virtual const char* name() const noexcept = 0;
   // Kernel features in use, for stats and logs (e.g. "single_issuer defer_taskrun").
   virtual std::string features() const = 0;
-  // True: start() takes every op_kind. False: only op_kind::poll.
-  virtual bool native_ops() const noexcept = 0;
+  // Whether start() runs this kind of op itself. op_kind::poll always is;
+  // for the others the I/O layer waits for readiness and retries the syscall.
+  virtual bool native(op_kind k) const noexcept = 0;
   virtual void start(io_op* op) noexcept = 0;
   virtual void cancel(io_op* op) noexcept = 0;
   virtual int poll() noexcept = 0;

@@ -50,7 +50,7 @@ class epoll_driver final : public driver {
 
   const char* name() const noexcept override { return "epoll"; }
   std::string features() const override { return "oneshot"; }
-  bool native_ops() const noexcept override { return false; }
+  bool native(op_kind k) const noexcept override { return k == op_kind::poll; }
 
   void start(io_op* op) noexcept override {
     if (op->kind != op_kind::poll || op->fd < 0) {

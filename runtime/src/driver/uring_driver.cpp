@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 #include <system_error>
 
 namespace greenring::detail {
@@ -47,6 +48,7 @@ class uring_driver final : public driver {
       if (err != -EINVAL) break;  // EPERM/ENOSYS/ENOMEM: no point in other flags
     }
     if (err) throw std::system_error(-err, std::generic_category(), "greenring: io_uring_queue_init");
+    probe_ops();
     efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd_ < 0) {
       int e = errno;
@@ -71,11 +73,14 @@ class uring_driver final : public driver {
     if (feat_ & IORING_FEAT_EXT_ARG) s += "ext_arg ";
     if (feat_ & IORING_FEAT_FAST_POLL) s += "fast_poll ";
     if (feat_ & IORING_FEAT_NODROP) s += "nodrop ";
+    int missing = 0;
+    for (int k = 0; k <= static_cast<int>(op_kind::statx); ++k) missing += !native_[k];
+    if (missing) s += "missing_ops=" + std::to_string(missing) + " ";
     if (!s.empty()) s.pop_back();
     return s;
   }
 
-  bool native_ops() const noexcept override { return true; }
+  bool native(op_kind k) const noexcept override { return native_[static_cast<int>(k)]; }
 
   void start(io_op* op) noexcept override {
     io_uring_sqe* sqe = sqe_();
@@ -139,6 +144,25 @@ class uring_driver final : public driver {
   std::size_t inflight() const noexcept override { return inflight_; }
 
  private:
+  // Which opcodes this kernel has (IORING_REGISTER_PROBE, 5.6+). An op the
+  // kernel lacks is done by readiness + syscall instead.
+  void probe_ops() noexcept {
+    static constexpr std::pair<op_kind, int> map[] = {
+        {op_kind::poll, IORING_OP_POLL_ADD}, {op_kind::read, IORING_OP_READ},
+        {op_kind::write, IORING_OP_WRITE},   {op_kind::readv, IORING_OP_READV},
+        {op_kind::writev, IORING_OP_WRITEV}, {op_kind::recv, IORING_OP_RECV},
+        {op_kind::send, IORING_OP_SEND},     {op_kind::recvmsg, IORING_OP_RECVMSG},
+        {op_kind::sendmsg, IORING_OP_SENDMSG}, {op_kind::accept, IORING_OP_ACCEPT},
+        {op_kind::connect, IORING_OP_CONNECT}, {op_kind::openat, IORING_OP_OPENAT},
+        {op_kind::close, IORING_OP_CLOSE},   {op_kind::fsync, IORING_OP_FSYNC},
+        {op_kind::statx, IORING_OP_STATX},
+    };
+    io_uring_probe* pr = io_uring_get_probe_ring(&ring_);
+    for (auto [k, opcode] : map)
+      native_[static_cast<int>(k)] = k == op_kind::poll || (pr && io_uring_opcode_supported(pr, opcode));
+    if (pr) io_uring_free_probe(pr);
+  }
+
   io_uring_sqe* sqe_() noexcept {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     while (!sqe) {  // SQ full: flush what is queued, then there is room
@@ -180,6 +204,7 @@ class uring_driver final : public driver {
   std::uint64_t wake_buf_ = 0;
   io_op wake_op_{};
   std::size_t inflight_ = 0;
+  bool native_[16] = {};
 };
 
 }  // namespace

@@ -152,7 +152,7 @@ ssize_t g_readv(int fd, const iovec* iov, int cnt, std::uint64_t off, time_point
   bool nowait_ok = r != -EOPNOTSUPP;
   if (nowait_ok && r != -EAGAIN) return r;
   if (r == -EAGAIN && user_nonblocking(fd)) return -EAGAIN;
-  if (w->drv().native_ops()) {
+  if (w->drv().native(cnt == 1 ? op_kind::read : op_kind::readv)) {
     io_op op;
     op.fd = fd;
     op.off = off;
@@ -218,7 +218,7 @@ ssize_t g_writev(int fd, const iovec* iov_in, int cnt, std::uint64_t off, time_p
   while (total < want) {
     auto* iov = v.data() + first;
     int n = static_cast<int>(v.size() - first);
-    if (w->drv().native_ops()) {
+    if (w->drv().native(n == 1 ? op_kind::write : op_kind::writev)) {
       io_op op;
       op.fd = fd;
       op.off = pos();
@@ -266,7 +266,7 @@ ssize_t g_recv(int fd, void* buf, std::size_t n, int flags, time_point until, wa
     ssize_t r = sysret(::recv(fd, p, left, f | MSG_DONTWAIT));
     if (r == -EAGAIN) {
       if (total == 0 && user_nonblocking(fd)) return -EAGAIN;
-      if (w->drv().native_ops()) {
+      if (w->drv().native(op_kind::recv)) {
         io_op op;
         op.kind = op_kind::recv;
         op.fd = fd;
@@ -314,7 +314,7 @@ ssize_t g_send(int fd, const void* buf, std::size_t n, int flags, time_point unt
     }
     p = static_cast<const char*>(buf) + total;
     left = n - total;
-    if (w->drv().native_ops()) {
+    if (w->drv().native(op_kind::send)) {
       io_op op;
       op.kind = op_kind::send;
       op.fd = fd;
@@ -348,7 +348,7 @@ ssize_t g_msg(bool out, int fd, msghdr* msg, int flags, time_point until, wake& 
   ssize_t r = attempt(flags | MSG_DONTWAIT);
   if (r != -EAGAIN) return r;  // a partial sendmsg is returned as is (see docs: datagram-style)
   if (user_nonblocking(fd)) return -EAGAIN;
-  if (w->drv().native_ops()) {
+  if (w->drv().native(out ? op_kind::sendmsg : op_kind::recvmsg)) {
     io_op op;
     op.kind = out ? op_kind::sendmsg : op_kind::recvmsg;
     op.fd = fd;
@@ -369,7 +369,7 @@ ssize_t g_accept(int fd, sockaddr* addr, socklen_t* len, int flags, time_point u
     }
     return sysret(::accept4(fd, addr, len, flags));
   }
-  if (w->drv().native_ops()) {
+  if (w->drv().native(op_kind::accept)) {
     io_op op;
     op.kind = op_kind::accept;
     op.fd = fd;
@@ -389,7 +389,7 @@ ssize_t g_accept(int fd, sockaddr* addr, socklen_t* len, int flags, time_point u
 ssize_t g_connect(int fd, const sockaddr* addr, socklen_t len, time_point until, wake& why) {
   worker* w = current_worker();
   if (!w || user_nonblocking(fd)) return sysret(::connect(fd, addr, len));
-  if (w->drv().native_ops()) {
+  if (w->drv().native(op_kind::connect)) {
     io_op op;
     op.kind = op_kind::connect;
     op.fd = fd;
@@ -420,9 +420,9 @@ ssize_t g_connect(int fd, const sockaddr* addr, socklen_t len, time_point until,
 template <class Plain, class Fill>
 ssize_t file_op(Plain plain, Fill fill) {
   worker* w = current_worker();
-  if (!w || !w->drv().native_ops()) return plain();
   io_op op;
   fill(op);
+  if (!w || !w->drv().native(op.kind)) return plain();
   // Deadline-free and uncancellable once started: an open or fsync must not
   // be abandoned half-way (the fd would leak, the data's fate be unknown).
   parker p;

@@ -313,9 +313,9 @@ runtime::~runtime() {
 
 unsigned runtime::workers() const noexcept { return static_cast<unsigned>(impl_->workers.size()); }
 
-const char* runtime::backend_name() const noexcept {
-  return impl_->chosen == backend::uring ? "io_uring" : "epoll";
-}
+const char* runtime::backend_name() const noexcept { return impl_->workers[0]->drv().name(); }
+
+std::string runtime::backend_features() const { return impl_->workers[0]->drv().features(); }
 
 std::size_t runtime::live_green_threads() const noexcept {
   std::size_t n = 0;
