@@ -70,9 +70,14 @@ long guard_budget() {
   return g_guard_budget;
 }
 
+// Set when this thread's cache has been destroyed: Boost.Fiber may still
+// release contexts during its own thread-exit teardown, after our TLS died.
+thread_local bool t_cache_dead = false;
+
 struct cache {
   std::vector<stack_region> v;
   ~cache() {
+    t_cache_dead = true;
     for (auto& r : v) release_slow(r);
   }
   static void release_slow(const stack_region& r) noexcept {
@@ -146,22 +151,33 @@ stack_region take_unguarded(std::size_t usable) {
 
 }  // namespace
 
-stack_region acquire_stack(std::size_t usable) {
-  usable = (usable + kPage - 1) & ~(kPage - 1);
+namespace {
+// A cached stack of exactly `usable` bytes, or an empty region.
+stack_region take_cached(std::size_t usable) noexcept {
+  if (t_cache_dead) return {};
   auto& v = t_cache.v;
   for (std::size_t i = v.size(); i-- > 0;) {
     if (static_cast<std::size_t>(v[i].hi - v[i].lo) == usable) {
       stack_region r = v[i];
       v[i] = v.back();
       v.pop_back();
-#if defined(GREENRING_ASAN)
-      // Frames unwound by exceptions on this stack left poisoned redzones:
-      // Boost.Context's fcontext build does not tell ASan about stack switches.
-      __asan_unpoison_memory_region(r.lo, static_cast<std::size_t>(r.hi - r.lo));
-#endif
-      if (!r.guarded) write_canary(r);
       return r;
     }
+  }
+  return {};
+}
+}  // namespace
+
+stack_region acquire_stack(std::size_t usable) {
+  usable = (usable + kPage - 1) & ~(kPage - 1);
+  if (stack_region r = take_cached(usable); r.lo) {
+#if defined(GREENRING_ASAN)
+    // Frames unwound by exceptions on this stack may have left poisoned
+    // redzones behind; start the next green thread with a clean shadow.
+    __asan_unpoison_memory_region(r.lo, static_cast<std::size_t>(r.hi - r.lo));
+#endif
+    if (!r.guarded) write_canary(r);
+    return r;
   }
   if (g_guarded.load(std::memory_order_relaxed) < guard_budget()) {
     g_guarded.fetch_add(1, std::memory_order_relaxed);
@@ -187,6 +203,10 @@ stack_region acquire_stack(std::size_t usable) {
 }
 
 void release_stack(const stack_region& r) noexcept {
+  if (t_cache_dead) {
+    cache::release_slow(r);
+    return;
+  }
   auto& v = t_cache.v;
   if (v.size() < g_cache_cap.load(std::memory_order_relaxed)) {
     try {
