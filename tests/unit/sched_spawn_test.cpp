@@ -115,9 +115,13 @@ TEST(SchedSpawn, YieldInterleavesOnOneWorker) {
       gr::this_fiber::yield();
     }
   };
-  auto a = gr::spawn_on(0, body, 1);
-  auto b = gr::spawn_on(0, body, 2);
-  a.join();
-  b.join();
+  // Spawned from a green thread of the same worker, both are queued before
+  // either runs (spawning from the main thread would let `a` start first).
+  gr::spawn_on(0, [&] {
+    auto a = gr::spawn(body, 1);
+    auto b = gr::spawn(body, 2);
+    a.join();
+    b.join();
+  }).join();
   EXPECT_EQ(order, (std::vector<int>{1, 2, 1, 2, 1, 2}));
 }

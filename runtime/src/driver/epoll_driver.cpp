@@ -13,6 +13,7 @@
 // Regular files cannot be polled (EPERM): such a poll completes at once with
 // -EPERM and the I/O layer does the blocking syscall on the worker — the one
 // place where this fallback stalls a worker, documented in docs/design.md.
+#include "detail/sys.hpp"
 #include "driver/driver.hpp"
 
 #include <sys/epoll.h>
@@ -34,7 +35,7 @@ class epoll_driver final : public driver {
     efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd_ < 0) {
       int e = errno;
-      ::close(epfd_);
+      sys::close(epfd_);
       throw std::system_error(e, std::generic_category(), "greenring: eventfd");
     }
     epoll_event ev{};
@@ -44,8 +45,8 @@ class epoll_driver final : public driver {
   }
 
   ~epoll_driver() override {
-    ::close(efd_);
-    ::close(epfd_);
+    sys::close(efd_);
+    sys::close(epfd_);
   }
 
   const char* name() const noexcept override { return "epoll"; }
@@ -95,7 +96,7 @@ class epoll_driver final : public driver {
 
   void wake() noexcept override {
     std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t r = ::write(efd_, &one, sizeof one);
+    sys::write(efd_, &one, sizeof one);
   }
 
   std::size_t inflight() const noexcept override { return inflight_; }
@@ -141,13 +142,13 @@ class epoll_driver final : public driver {
 
   int run(int timeout_ms) noexcept {
     epoll_event evs[128];
-    int n = epoll_wait(epfd_, evs, 128, timeout_ms);
+    int n = sys::epoll_wait(epfd_, evs, 128, timeout_ms);
     int completed = 0;
     for (int i = 0; i < n; ++i) {
       int fd = evs[i].data.fd;
       if (fd < 0) {
         std::uint64_t v;
-        [[maybe_unused]] ssize_t r = ::read(efd_, &v, sizeof v);
+        sys::read(efd_, &v, sizeof v);
         continue;
       }
       auto revents = static_cast<short>(evs[i].events);

@@ -13,6 +13,7 @@
 //
 // user_data is the io_op*; 0 marks completions nobody waits for (cancel
 // requests), and &wake_op_ the eventfd read.
+#include "detail/sys.hpp"
 #include "driver/driver.hpp"
 
 #include <liburing.h>
@@ -60,7 +61,7 @@ class uring_driver final : public driver {
 
   ~uring_driver() override {
     io_uring_queue_exit(&ring_);
-    ::close(efd_);
+    sys::close(efd_);
   }
 
   const char* name() const noexcept override { return "io_uring"; }
@@ -138,7 +139,7 @@ class uring_driver final : public driver {
 
   void wake() noexcept override {
     std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t r = ::write(efd_, &one, sizeof one);
+    sys::write(efd_, &one, sizeof one);
   }
 
   std::size_t inflight() const noexcept override { return inflight_; }

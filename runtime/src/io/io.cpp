@@ -26,6 +26,7 @@
 // or pipe; if an error, the deadline or cancellation stops it after partial
 // progress, the partial count is returned and the condition shows up on the
 // next call.
+#include "detail/sys.hpp"
 #include "io/fd_registry.hpp"
 #include "worker/worker.hpp"
 
@@ -46,15 +47,14 @@ namespace {
 
 constexpr std::uint64_t kFilePos = static_cast<std::uint64_t>(-1);
 
-inline ssize_t sysret(ssize_t r) noexcept { return r < 0 ? -errno : r; }
 
 // Would libc have returned EAGAIN here? True for O_NONBLOCK fds except
 // regular files and directories, where the flag has no effect.
 bool user_nonblocking(int fd) noexcept {
-  int fl = ::fcntl(fd, F_GETFL);
+  int fl = sys::fcntl(fd, F_GETFL);
   if (fl < 0 || !(fl & O_NONBLOCK)) return false;
   struct stat st;
-  return !(::fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)));
+  return !(sys::fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)));
 }
 
 struct result {
@@ -110,10 +110,10 @@ ssize_t plain_wait(int fd, short events, time_point until) noexcept {
     long long ms = until <= now ? 0
                    : std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1;
     pollfd pfd{fd, events, 0};
-    int r = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(ms, INT_MAX)));
+    int r = sys::poll(&pfd, 1, static_cast<int>(std::min<long long>(ms, INT_MAX)));
     if (r > 0) return 1;
     if (r == 0) return -ETIMEDOUT;
-    if (errno != EINTR) return -errno;
+    if (r != -EINTR) return r;
   }
 }
 
@@ -135,11 +135,11 @@ ssize_t readiness_loop(worker& w, int fd, short events, time_point until, wake& 
 // ---- reads -------------------------------------------------------------------
 
 ssize_t nowait_readv(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
-  return sysret(::preadv2(fd, iov, cnt, off == kFilePos ? -1 : static_cast<off_t>(off), RWF_NOWAIT));
+  return (sys::preadv2(fd, iov, cnt, off == kFilePos ? -1 : static_cast<off_t>(off), RWF_NOWAIT));
 }
 
 ssize_t plain_readv(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
-  return sysret(off == kFilePos ? ::readv(fd, iov, cnt) : ::preadv(fd, iov, cnt, static_cast<off_t>(off)));
+  return off == kFilePos ? sys::readv(fd, iov, cnt) : sys::preadv(fd, iov, cnt, static_cast<off_t>(off));
 }
 
 ssize_t g_readv(int fd, const iovec* iov, int cnt, std::uint64_t off, time_point until, wake& why) {
@@ -191,11 +191,11 @@ void advance(std::vector<iovec>& v, std::size_t& first, std::size_t n) {
 }
 
 ssize_t nowait_writev(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
-  return sysret(::pwritev2(fd, iov, cnt, off == kFilePos ? -1 : static_cast<off_t>(off), RWF_NOWAIT));
+  return (sys::pwritev2(fd, iov, cnt, off == kFilePos ? -1 : static_cast<off_t>(off), RWF_NOWAIT));
 }
 
 ssize_t plain_writev(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
-  return sysret(off == kFilePos ? ::writev(fd, iov, cnt) : ::pwritev(fd, iov, cnt, static_cast<off_t>(off)));
+  return off == kFilePos ? sys::writev(fd, iov, cnt) : sys::pwritev(fd, iov, cnt, static_cast<off_t>(off));
 }
 
 ssize_t g_writev(int fd, const iovec* iov_in, int cnt, std::uint64_t off, time_point until, wake& why) {
@@ -255,7 +255,7 @@ ssize_t g_recv(int fd, void* buf, std::size_t n, int flags, time_point until, wa
       ssize_t r = plain_wait(fd, POLLIN, until);
       if (r < 0) return r;
     }
-    return sysret(::recv(fd, buf, n, flags));
+    return (sys::recv(fd, buf, n, flags));
   }
   std::size_t total = 0;
   bool waitall = (flags & MSG_WAITALL) && n > 0;
@@ -263,7 +263,7 @@ ssize_t g_recv(int fd, void* buf, std::size_t n, int flags, time_point until, wa
   for (;;) {
     char* p = static_cast<char*>(buf) + total;
     std::size_t left = n - total;
-    ssize_t r = sysret(::recv(fd, p, left, f | MSG_DONTWAIT));
+    ssize_t r = (sys::recv(fd, p, left, f | MSG_DONTWAIT));
     if (r == -EAGAIN) {
       if (total == 0 && user_nonblocking(fd)) return -EAGAIN;
       if (w->drv().native(op_kind::recv)) {
@@ -276,8 +276,8 @@ ssize_t g_recv(int fd, void* buf, std::size_t n, int flags, time_point until, wa
         r = run_op(*w, op, until, why);
       } else {
         r = readiness_loop(*w, fd, POLLIN, until, why,
-                           [&] { return sysret(::recv(fd, p, left, f | MSG_DONTWAIT)); },
-                           [&] { return sysret(::recv(fd, p, left, f)); });
+                           [&] { return (sys::recv(fd, p, left, f | MSG_DONTWAIT)); },
+                           [&] { return (sys::recv(fd, p, left, f)); });
       }
     }
     if (r < 0) return total > 0 ? static_cast<ssize_t>(total) : r;
@@ -294,14 +294,14 @@ ssize_t g_send(int fd, const void* buf, std::size_t n, int flags, time_point unt
       ssize_t r = plain_wait(fd, POLLOUT, until);
       if (r < 0) return r;
     }
-    return sysret(::send(fd, buf, n, flags));
+    return (sys::send(fd, buf, n, flags));
   }
   std::size_t total = 0;
   bool checked_nonblocking = false;
   for (;;) {
     const char* p = static_cast<const char*>(buf) + total;
     std::size_t left = n - total;
-    ssize_t r = sysret(::send(fd, p, left, flags | MSG_DONTWAIT));
+    ssize_t r = (sys::send(fd, p, left, flags | MSG_DONTWAIT));
     if (r >= 0) {
       total += static_cast<std::size_t>(r);
       if (total == n) return static_cast<ssize_t>(total);
@@ -335,7 +335,7 @@ ssize_t g_send(int fd, const void* buf, std::size_t n, int flags, time_point unt
 ssize_t g_msg(bool out, int fd, msghdr* msg, int flags, time_point until, wake& why) {
   worker* w = current_worker();
   auto attempt = [&](int f) {
-    return sysret(out ? ::sendmsg(fd, msg, f) : ::recvmsg(fd, msg, f));
+    return out ? sys::sendmsg(fd, msg, f) : sys::recvmsg(fd, msg, f);
   };
   short ev = out ? POLLOUT : POLLIN;
   if (!w || (flags & MSG_DONTWAIT)) {
@@ -367,7 +367,7 @@ ssize_t g_accept(int fd, sockaddr* addr, socklen_t* len, int flags, time_point u
       ssize_t r = plain_wait(fd, POLLIN, until);
       if (r < 0) return r;
     }
-    return sysret(::accept4(fd, addr, len, flags));
+    return (sys::accept4(fd, addr, len, flags));
   }
   if (w->drv().native(op_kind::accept)) {
     io_op op;
@@ -383,12 +383,12 @@ ssize_t g_accept(int fd, sockaddr* addr, socklen_t* len, int flags, time_point u
   // with acceptors on other workers.
   ssize_t r = wait_ready(*w, fd, POLLIN, until, why);
   if (r < 0) return r;
-  return sysret(::accept4(fd, addr, len, flags));
+  return (sys::accept4(fd, addr, len, flags));
 }
 
 ssize_t g_connect(int fd, const sockaddr* addr, socklen_t len, time_point until, wake& why) {
   worker* w = current_worker();
-  if (!w || user_nonblocking(fd)) return sysret(::connect(fd, addr, len));
+  if (!w || user_nonblocking(fd)) return (sys::connect(fd, addr, len));
   if (w->drv().native(op_kind::connect)) {
     io_op op;
     op.kind = op_kind::connect;
@@ -399,17 +399,17 @@ ssize_t g_connect(int fd, const sockaddr* addr, socklen_t len, time_point until,
   }
   // epoll: start the connect non-blocking (the socket is not shared with
   // anyone while it connects), restore the flags, wait for writability.
-  int fl = ::fcntl(fd, F_GETFL);
-  if (fl < 0) return -errno;
-  ::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-  ssize_t r = sysret(::connect(fd, addr, len));
-  ::fcntl(fd, F_SETFL, fl);
+  int fl = sys::fcntl(fd, F_GETFL);
+  if (fl < 0) return fl;
+  sys::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  ssize_t r = sys::connect(fd, addr, len);
+  sys::fcntl(fd, F_SETFL, fl);
   if (r != -EINPROGRESS) return r;
   r = wait_ready(*w, fd, POLLOUT, until, why);
   if (r < 0) return r;
   int err = 0;
   socklen_t el = sizeof err;
-  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) return -errno;
+  if (int e = sys::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el); e < 0) return e;
   return err ? -err : 0;
 }
 
@@ -454,12 +454,14 @@ using namespace greenring::detail;
 ssize_t read(int fd, void* buf, size_t n, deadline until) {
   wake why = wake::none;
   iovec iov{buf, n};
-  return finish<ssize_t>(g_readv(fd, &iov, 1, kFilePos, until, why), why);
+  ssize_t r = g_readv(fd, &iov, 1, kFilePos, until, why);  // before finish() reads `why`
+  return finish<ssize_t>(r, why);
 }
 
 ssize_t readv(int fd, const iovec* iov, int iovcnt, deadline until) {
   wake why = wake::none;
-  return finish<ssize_t>(g_readv(fd, iov, iovcnt, kFilePos, until, why), why);
+  ssize_t r = g_readv(fd, iov, iovcnt, kFilePos, until, why);  // before finish() reads `why`
+  return finish<ssize_t>(r, why);
 }
 
 ssize_t pread(int fd, void* buf, size_t n, off_t off, deadline until) {
@@ -469,18 +471,21 @@ ssize_t pread(int fd, void* buf, size_t n, off_t off, deadline until) {
   }
   wake why = wake::none;
   iovec iov{buf, n};
-  return finish<ssize_t>(g_readv(fd, &iov, 1, static_cast<std::uint64_t>(off), until, why), why);
+  ssize_t r = g_readv(fd, &iov, 1, static_cast<std::uint64_t>(off), until, why);  // before finish() reads `why`
+  return finish<ssize_t>(r, why);
 }
 
 ssize_t write(int fd, const void* buf, size_t n, deadline until) {
   wake why = wake::none;
   iovec iov{const_cast<void*>(buf), n};
-  return finish<ssize_t>(g_writev(fd, &iov, 1, kFilePos, until, why), why);
+  ssize_t r = g_writev(fd, &iov, 1, kFilePos, until, why);  // before finish() reads `why`
+  return finish<ssize_t>(r, why);
 }
 
 ssize_t writev(int fd, const iovec* iov, int iovcnt, deadline until) {
   wake why = wake::none;
-  return finish<ssize_t>(g_writev(fd, iov, iovcnt, kFilePos, until, why), why);
+  ssize_t r = g_writev(fd, iov, iovcnt, kFilePos, until, why);  // before finish() reads `why`
+  return finish<ssize_t>(r, why);
 }
 
 ssize_t pwrite(int fd, const void* buf, size_t n, off_t off, deadline until) {
@@ -490,32 +495,38 @@ ssize_t pwrite(int fd, const void* buf, size_t n, off_t off, deadline until) {
   }
   wake why = wake::none;
   iovec iov{const_cast<void*>(buf), n};
-  return finish<ssize_t>(g_writev(fd, &iov, 1, static_cast<std::uint64_t>(off), until, why), why);
+  ssize_t r = g_writev(fd, &iov, 1, static_cast<std::uint64_t>(off), until, why);  // before finish() reads `why`
+  return finish<ssize_t>(r, why);
 }
 
 ssize_t recv(int fd, void* buf, size_t n, int flags, deadline until) {
   wake why = wake::none;
-  return finish<ssize_t>(g_recv(fd, buf, n, flags, until, why), why);
+  ssize_t r = g_recv(fd, buf, n, flags, until, why);  // before finish() reads `why`
+  return finish<ssize_t>(r, why);
 }
 
 ssize_t send(int fd, const void* buf, size_t n, int flags, deadline until) {
   wake why = wake::none;
-  return finish<ssize_t>(g_send(fd, buf, n, flags, until, why), why);
+  ssize_t r = g_send(fd, buf, n, flags, until, why);  // before finish() reads `why`
+  return finish<ssize_t>(r, why);
 }
 
 ssize_t recvmsg(int fd, msghdr* msg, int flags, deadline until) {
   wake why = wake::none;
-  return finish<ssize_t>(g_msg(false, fd, msg, flags, until, why), why);
+  ssize_t r = g_msg(false, fd, msg, flags, until, why);  // before finish() reads `why`
+  return finish<ssize_t>(r, why);
 }
 
 ssize_t sendmsg(int fd, const msghdr* msg, int flags, deadline until) {
   wake why = wake::none;
-  return finish<ssize_t>(g_msg(true, fd, const_cast<msghdr*>(msg), flags, until, why), why);
+  ssize_t r = g_msg(true, fd, const_cast<msghdr*>(msg), flags, until, why);  // before finish() reads `why`
+  return finish<ssize_t>(r, why);
 }
 
 int accept4(int fd, sockaddr* addr, socklen_t* addrlen, int flags, deadline until) {
   wake why = wake::none;
-  return finish<int>(g_accept(fd, addr, addrlen, flags, until, why), why);
+  ssize_t r = g_accept(fd, addr, addrlen, flags, until, why);  // before finish() reads `why`
+  return finish<int>(r, why);
 }
 
 int accept(int fd, sockaddr* addr, socklen_t* addrlen, deadline until) {
@@ -524,13 +535,14 @@ int accept(int fd, sockaddr* addr, socklen_t* addrlen, deadline until) {
 
 int connect(int fd, const sockaddr* addr, socklen_t addrlen, deadline until) {
   wake why = wake::none;
-  return finish<int>(g_connect(fd, addr, addrlen, until, why), why);
+  ssize_t r = g_connect(fd, addr, addrlen, until, why);  // before finish() reads `why`
+  return finish<int>(r, why);
 }
 
 int poll(int fd, short events, deadline until) {
   pollfd pfd{fd, events, 0};
-  int r = ::poll(&pfd, 1, 0);
-  if (r != 0) return r < 0 ? -1 : pfd.revents;
+  int r = sys::poll(&pfd, 1, 0);
+  if (r != 0) return r < 0 ? finish<int>(r, wake::none) : pfd.revents;
   worker* w = current_worker();
   if (!w) {
     ssize_t pr = plain_wait(fd, events, until);
@@ -539,8 +551,8 @@ int poll(int fd, short events, deadline until) {
       errno = static_cast<int>(-pr);
       return -1;
     }
-    r = ::poll(&pfd, 1, 0);
-    return r < 0 ? -1 : pfd.revents;
+    r = sys::poll(&pfd, 1, 0);
+    return r < 0 ? finish<int>(r, wake::none) : pfd.revents;
   }
   wake why = wake::none;
   ssize_t res = wait_ready(*w, fd, events, until, why);
@@ -550,7 +562,7 @@ int poll(int fd, short events, deadline until) {
 }
 
 int openat(int dirfd, const char* path, int flags, mode_t mode) {
-  ssize_t r = file_op([&] { return sysret(::openat(dirfd, path, flags, mode)); },
+  ssize_t r = file_op([&] { return (sys::openat(dirfd, path, flags, mode)); },
                       [&](io_op& op) {
                         op.kind = op_kind::openat;
                         op.fd = dirfd;
@@ -565,11 +577,11 @@ int open(const char* path, int flags, mode_t mode) { return openat(AT_FDCWD, pat
 
 int close(int fd) {
   fd_wait_close(fd);
-  return ::close(fd);
+  return finish<int>(sys::close(fd), wake::none);
 }
 
 int fsync(int fd) {
-  ssize_t r = file_op([&] { return sysret(::fsync(fd)); },
+  ssize_t r = file_op([&] { return (sys::fsync(fd)); },
                       [&](io_op& op) {
                         op.kind = op_kind::fsync;
                         op.fd = fd;
@@ -578,7 +590,7 @@ int fsync(int fd) {
 }
 
 int fdatasync(int fd) {
-  ssize_t r = file_op([&] { return sysret(::fdatasync(fd)); },
+  ssize_t r = file_op([&] { return (sys::fdatasync(fd)); },
                       [&](io_op& op) {
                         op.kind = op_kind::fsync;
                         op.fd = fd;
@@ -588,7 +600,7 @@ int fdatasync(int fd) {
 }
 
 int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* out) {
-  ssize_t r = file_op([&] { return sysret(::statx(dirfd, path, flags, mask, out)); },
+  ssize_t r = file_op([&] { return (sys::statx(dirfd, path, flags, mask, out)); },
                       [&](io_op& op) {
                         op.kind = op_kind::statx;
                         op.fd = dirfd;

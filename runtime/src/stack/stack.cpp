@@ -27,6 +27,8 @@
 // last reference) simply joins that thread's cache.
 #include "stack/stack.hpp"
 
+#include "detail/sys.hpp"
+
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -54,6 +56,15 @@ std::atomic<bool> g_warned{false};
 long g_guard_budget = -1;
 std::once_flag g_budget_once;
 
+// Unguarded stacks are never unmapped (a slab is one mapping; unmapping a
+// stack would split it). A slab's memory is returned with one madvise when all
+// its stacks are free again: one syscall per 64 stacks, not one per stack (a
+// madvise costs ~170 us here, mostly TLB-shootdown IPIs to the other workers).
+struct slab {
+  char* base;
+  std::size_t size;
+  std::size_t free;
+};
 std::mutex g_free_lk;
 std::vector<stack_region> g_unguarded_free;  // by usable size; mixed sizes are skipped
 
@@ -81,13 +92,19 @@ struct cache {
     for (auto& r : v) release_slow(r);
   }
   static void release_slow(const stack_region& r) noexcept {
+#if defined(GREENRING_ASAN)
+    // Leave no poisoned shadow behind: the kernel will map something else
+    // here (a ring, another stack) and ASan would flag correct code in it.
+    __asan_unpoison_memory_region(r.lo, static_cast<std::size_t>(r.hi - r.lo));
+#endif
     if (r.guarded) {
       ::munmap(r.map_base, r.map_size);
       g_guarded.fetch_sub(1, std::memory_order_relaxed);
     } else {
-      ::madvise(r.lo, static_cast<std::size_t>(r.hi - r.lo), MADV_DONTNEED);
       std::lock_guard<std::mutex> g(g_free_lk);
       g_unguarded_free.push_back(r);
+      auto* s = static_cast<slab*>(r.slab);
+      if (++s->free == kSlabStacks) ::madvise(s->base, s->size, MADV_DONTNEED);
     }
   }
 };
@@ -126,6 +143,7 @@ stack_region take_unguarded(std::size_t usable) {
         stack_region r = g_unguarded_free[i];
         g_unguarded_free[i] = g_unguarded_free.back();
         g_unguarded_free.pop_back();
+        --static_cast<slab*>(r.slab)->free;
         return r;
       }
     }
@@ -135,6 +153,7 @@ stack_region take_unguarded(std::size_t usable) {
                    -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   auto* base = static_cast<char*>(p);
+  auto* sl = new slab{base, size, kSlabStacks - 1};  // lives as long as the process
   stack_region first;
   std::lock_guard<std::mutex> g(g_free_lk);
   for (std::size_t i = 0; i < kSlabStacks; ++i) {
@@ -144,6 +163,7 @@ stack_region take_unguarded(std::size_t usable) {
     r.lo = r.map_base;
     r.hi = r.map_base + usable;
     r.guarded = false;
+    r.slab = sl;
     if (i == 0) first = r; else g_unguarded_free.push_back(r);
   }
   return first;
@@ -229,7 +249,7 @@ std::once_flag g_handler_once;
 thread_local void* t_altstack = nullptr;
 
 void write_str(const char* s) noexcept {
-  [[maybe_unused]] ssize_t r = ::write(2, s, std::strlen(s));
+  sys::write(2, s, std::strlen(s));
 }
 
 void write_num(unsigned long long v) noexcept {

@@ -43,6 +43,7 @@ struct stack_region {
   char* lo = nullptr;        // lowest usable byte
   char* hi = nullptr;        // one past the highest usable byte
   bool guarded = false;      // false: canary at lo instead of a PROT_NONE page
+  void* slab = nullptr;      // unguarded stacks: the slab they were carved from
 };
 
 struct gt_base : boost::fibers::fiber_properties {
