@@ -7,6 +7,8 @@
 #include <atomic>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <tuple>
 
 namespace gr = greenring;
 
@@ -124,4 +126,39 @@ TEST(SchedSpawn, YieldInterleavesOnOneWorker) {
     b.join();
   }).join();
   EXPECT_EQ(order, (std::vector<int>{1, 2, 1, 2, 1, 2}));
+}
+
+TEST(SchedSpawn, RunAdoptsTheCallingThreadAsWorkerZero) {
+  const auto main_id = std::this_thread::get_id();
+  for (int round = 0; round < 3; ++round) {  // the thread is handed back each time
+    auto [idx, same_thread, other] = gr::run(opts(2), [&] {
+      auto o = gr::spawn_on(1, [] { return gr::this_fiber::worker_index(); }).join();
+      return std::make_tuple(gr::this_fiber::worker_index(), std::this_thread::get_id() == main_id, o);
+    });
+    EXPECT_EQ(idx, 0);
+    EXPECT_TRUE(same_thread);
+    EXPECT_EQ(other, 1);
+    EXPECT_EQ(gr::this_fiber::worker_index(), -1);  // plain thread again
+  }
+  EXPECT_THROW(gr::run(opts(1), []() -> int { throw std::runtime_error("x"); }), std::runtime_error);
+}
+
+TEST(SchedSpawn, AdoptedRuntimeCancelsLeftoverGreenThreadsOnDestruction) {
+  std::atomic<int> unwound{0};
+  struct on_unwind {
+    std::atomic<int>& n;
+    ~on_unwind() { n.fetch_add(1); }
+  };
+  {
+    gr::options o = opts(2);
+    o.adopt_calling_thread = true;
+    gr::runtime rt(o);
+    for (int i = 0; i < 20; ++i)
+      gr::spawn_on(static_cast<unsigned>(i % 2), [&] {
+        on_unwind guard{unwound};
+        gr::this_fiber::sleep_for(std::chrono::hours(1));
+      }).detach();
+    gr::this_fiber::sleep_for(std::chrono::milliseconds(20));  // main context waits: worker 0 runs
+  }
+  EXPECT_EQ(unwound.load(), 20);
 }

@@ -38,6 +38,12 @@ struct options {
   std::chrono::microseconds idle_spin{20};
   // Stacks kept for reuse per OS thread (beyond that they are unmapped).
   std::size_t stack_cache = 256;
+  // The constructing thread becomes worker 0 instead of a new thread: green
+  // threads on worker 0 run whenever that thread waits in greenring (join,
+  // sleep, sync). The runtime must then be destroyed on the same thread,
+  // which gets a plain Boost.Fiber scheduler back. greenring::run uses this,
+  // and so does the LD_PRELOAD shim, so main() keeps the main OS thread.
+  bool adopt_calling_thread = false;
 };
 
 // The runtime. Construct one (or call greenring::run); the free functions

@@ -22,6 +22,8 @@
 #include "stack/stack.hpp"
 #include "worker/asan_switch.hpp"
 
+#include <boost/fiber/algo/round_robin.hpp>
+
 #include <sched.h>
 #include <unistd.h>
 
@@ -191,15 +193,23 @@ runtime_impl::runtime_impl(runtime& s, options o) : self(s), opts(o) {
   unsigned n = opts.workers ? opts.workers : default_workers();
   stack_size = opts.stack_size ? opts.stack_size : default_stack();
   chosen = choose_backend(opts.driver, opts.ring_entries, fallback_reason);
+  if (opts.adopt_calling_thread && current_worker())
+    throw std::logic_error("greenring: adopt_calling_thread on a thread that already is a worker");
   workers.reserve(n);
   for (unsigned i = 0; i < n; ++i) workers.push_back(std::make_unique<worker>(*this, i));
+  unsigned first = 0;
+  if (opts.adopt_calling_thread) {
+    init_worker(*workers[0]);  // throws: nothing else started yet
+    first = 1;
+  }
   std::atomic<int> ready{0};
   std::vector<std::exception_ptr> errs(n);
-  for (unsigned i = 0; i < n; ++i) {
+  for (unsigned i = first; i < n; ++i) {
     worker& w = *workers[i];
     w.thread = std::thread([this, &w, &ready, &errs, i] { worker_main(w, ready, errs[i]); });
   }
-  while (ready.load(std::memory_order_acquire) < static_cast<int>(n)) ready.wait(ready.load());
+  int want = static_cast<int>(n - first);
+  while (ready.load(std::memory_order_acquire) < want) ready.wait(ready.load());
   for (auto& e : errs) {
     if (e) {
       shutdown();
@@ -210,23 +220,43 @@ runtime_impl::runtime_impl(runtime& s, options o) : self(s), opts(o) {
 
 runtime_impl::~runtime_impl() { shutdown(); }
 
-void runtime_impl::worker_main(worker& w, std::atomic<int>& ready, std::exception_ptr& err) {
-  try {
-    if (chosen == backend::uring) {
-      try {
-        w.drv_ = make_uring_driver(opts.ring_entries);
-      } catch (const std::system_error& e) {
-        if (opts.driver == backend::uring) throw;
-        std::fprintf(stderr, "greenring: worker %u: %s; using epoll\n", w.index(), e.what());
-        w.drv_ = make_epoll_driver();
-      }
-    } else {
+void runtime_impl::init_worker(worker& w) {
+  if (chosen == backend::uring) {
+    try {
+      w.drv_ = make_uring_driver(opts.ring_entries);
+    } catch (const std::system_error& e) {
+      if (opts.driver == backend::uring) throw;
+      std::fprintf(stderr, "greenring: worker %u: %s; using epoll\n", w.index(), e.what());
       w.drv_ = make_epoll_driver();
     }
-    tls_worker = &w;
-    install_overflow_handler();
-    set_stack_cache_capacity(opts.stack_cache);
-    boost::fibers::use_scheduling_algorithm<worker_algo>(w);
+  } else {
+    w.drv_ = make_epoll_driver();
+  }
+  tls_worker = &w;
+  install_overflow_handler();
+  set_stack_cache_capacity(opts.stack_cache);
+  boost::fibers::use_scheduling_algorithm<worker_algo>(w);
+}
+
+// Shutdown of one worker, on its own thread, in its main context:
+//  1. request cancellation of every green thread that runs here, including
+//     ones spawned while earlier ones unwind (hence the loop);
+//  2. wait until none is left, so Boost's scheduler holds no green thread;
+//  3. give the dispatcher a turn to release terminated contexts.
+// Afterwards the thread exits (Boost's scheduler dies with it) or, for an
+// adopted thread, gets a plain round_robin scheduler back.
+void runtime_impl::drain_worker(worker& w) noexcept {
+  while (w.live.load(std::memory_order_acquire) != 0) {
+    for (gt_base* gt = w.live_head_; gt; gt = gt->live_next) request_cancel(gt);
+    w.drained.wait_for(std::chrono::milliseconds(10));
+  }
+  boost::this_fiber::yield();
+  asan::finish_pending();
+}
+
+void runtime_impl::worker_main(worker& w, std::atomic<int>& ready, std::exception_ptr& err) {
+  try {
+    init_worker(w);
   } catch (...) {
     err = std::current_exception();
     tls_worker = nullptr;
@@ -236,25 +266,9 @@ void runtime_impl::worker_main(worker& w, std::atomic<int>& ready, std::exceptio
   }
   ready.fetch_add(1, std::memory_order_release);
   ready.notify_all();
-
   // The worker's main context only waits; green threads run while it does.
   w.stop.wait();
-  // Shutdown, in order:
-  //  1. request cancellation of every green thread that runs here, including
-  //     ones spawned while earlier ones unwind (hence the loop);
-  //  2. wait until none is left, so Boost's scheduler tears down empty;
-  //  3. return: the thread's Boost scheduler is destroyed at thread exit and
-  //     the driver with the worker, after the thread is joined.
-  while (w.live.load(std::memory_order_acquire) != 0) {
-    {
-      // The live list is owned by this thread, which is where we are.
-      for (gt_base* gt = w.live_head_; gt; gt = gt->live_next) request_cancel(gt);
-    }
-    w.drained.wait_for(std::chrono::milliseconds(10));
-  }
-  // Let terminated contexts be released by the dispatcher before we leave.
-  boost::this_fiber::yield();
-  asan::finish_pending();
+  drain_worker(w);
   tls_worker = nullptr;
   remove_altstack();
 }
@@ -264,6 +278,15 @@ void runtime_impl::shutdown() noexcept {
     if (!w->thread.joinable()) continue;
     w->stopping.store(true, std::memory_order_release);
     w->stop.set();
+  }
+  if (opts.adopt_calling_thread && !workers.empty() && tls_worker == workers[0].get()) {
+    worker& w = *workers[0];
+    w.stopping.store(true, std::memory_order_release);
+    drain_worker(w);
+    // Hand the thread back: a plain scheduler replaces ours (Boost moves any
+    // ready context over), and nothing refers to this worker any more.
+    boost::fibers::use_scheduling_algorithm<boost::fibers::algo::round_robin>();
+    tls_worker = nullptr;
   }
   for (auto& w : workers)
     if (w->thread.joinable()) w->thread.join();

@@ -99,6 +99,8 @@ class runtime_impl {
   void shutdown() noexcept;
 
  private:
+  void init_worker(worker& w);
+  void drain_worker(worker& w) noexcept;
   void worker_main(worker& w, std::atomic<int>& ready, std::exception_ptr& err);
 };
 
