@@ -21,7 +21,11 @@
 //               already finished: the caller must honour that result, so no
 //               data is ever lost). Until then the op's buffers stay owned by
 //               the kernel: the caller waits for op->done before returning.
-//   poll()      never blocks: flushes queued submissions, reaps completions.
+//   poll(eager) never blocks: flushes queued submissions, reaps completions.
+//               Entering the kernel only to look for completions (nothing to
+//               submit) costs a syscall; unless `eager`, a driver does that at
+//               most once per kPollInterval, so a worker whose green threads
+//               stay runnable checks for I/O every ~20 us, not every pass.
 //   wait(ts)    flushes and blocks until a completion, a wake() or ts passes.
 //   wake()      any thread: makes a blocked or the next wait() return.
 #pragma once
@@ -34,6 +38,7 @@
 #include <sys/uio.h>
 #include <time.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -95,19 +100,33 @@ class driver {
   virtual bool native(op_kind k) const noexcept = 0;
   virtual void start(io_op* op) noexcept = 0;
   virtual void cancel(io_op* op) noexcept = 0;
-  virtual int poll() noexcept = 0;
+  virtual int poll(bool eager = false) noexcept = 0;
   virtual void wait(const timespec* timeout) noexcept = 0;
   virtual void wake() noexcept = 0;
   // Ops started and not yet completed (the wake mechanism's own are not counted).
   virtual std::size_t inflight() const noexcept = 0;
 
  protected:
+  static constexpr std::chrono::microseconds kPollInterval{20};
+
+  // Rate limit for completion-only kernel entries.
+  bool poll_due(bool eager) noexcept {
+    if (eager) return true;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_poll_ < kPollInterval) return false;
+    last_poll_ = now;
+    return true;
+  }
+
   static void complete(io_op* op, int res) noexcept {
     op->res = res;
     op->done = true;
     if (op->on_complete) op->on_complete(op);
     else if (op->waiter) op->waiter->unpark(wake::signalled);
   }
+
+ private:
+  std::chrono::steady_clock::time_point last_poll_{};
 };
 
 // Throw std::system_error carrying the errno of the failed setup call.

@@ -83,7 +83,12 @@ class epoll_driver final : public driver {
     complete(op, -ECANCELED);
   }
 
-  int poll() noexcept override { return run(0); }
+  int poll(bool eager) noexcept override {
+    // Nothing registered: nothing to find (wake-ups need no draining while
+    // the worker runs; the state word carries them).
+    if (inflight_ == 0 || !poll_due(eager)) return 0;
+    return run(0);
+  }
 
   void wait(const timespec* ts) noexcept override {
     if (!ts) {

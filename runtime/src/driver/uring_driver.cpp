@@ -112,11 +112,12 @@ class uring_driver final : public driver {
     io_uring_sqe_set_data64(sqe, 0);
   }
 
-  int poll() noexcept override {
+  int poll(bool eager) noexcept override {
     // With DEFER_TASKRUN completions only appear when we enter the kernel, so
-    // a pass with ops in flight must enter even with nothing to submit.
+    // with ops in flight we must enter now and then even with nothing to submit.
     bool enter = io_uring_sq_ready(&ring_) > 0 ||
-                 (inflight_ > 0 && (flags_ & IORING_SETUP_DEFER_TASKRUN) && !io_uring_cq_ready(&ring_));
+                 (inflight_ > 0 && (flags_ & IORING_SETUP_DEFER_TASKRUN) && !io_uring_cq_ready(&ring_) &&
+                  poll_due(eager));
     if (enter) io_uring_submit_and_get_events(&ring_);
     return reap();
   }

@@ -74,7 +74,7 @@ ssize_t run_op(worker& w, io_op& op, time_point until, wake& why, bool eager = f
   reg.p = &p;
   fd_wait_add(reg);
   w.drv().start(&op);
-  if (eager) w.drv().poll();
+  if (eager) w.drv().poll(true);
   why = park(p, until, true);
   fd_wait_remove(reg);
   if (!op.done) {

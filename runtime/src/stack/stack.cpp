@@ -46,6 +46,9 @@
 #endif
 
 namespace greenring::detail {
+
+std::atomic<bool> g_canary_mode{false};
+
 namespace {
 
 constexpr std::size_t kPage = 4096;
@@ -214,6 +217,7 @@ stack_region acquire_stack(std::size_t usable) {
                  "canary-checked stacks without guard pages (raise vm.max_map_count: see docs/limits.md)\n",
                  g_guarded.load());
   }
+  g_canary_mode.store(true, std::memory_order_relaxed);
   stack_region r = take_unguarded(usable);
 #if defined(GREENRING_ASAN)
   __asan_unpoison_memory_region(r.lo, static_cast<std::size_t>(r.hi - r.lo));

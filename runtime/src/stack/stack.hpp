@@ -2,6 +2,8 @@
 #pragma once
 #include <greenring/detail/green_thread.hpp>
 
+#include <atomic>
+
 namespace greenring::detail {
 // Installs the SIGSEGV handler (once per process) and an alternate signal
 // stack for the calling thread (each worker calls it).
@@ -12,6 +14,10 @@ void set_stack_cache_capacity(std::size_t n) noexcept;
 // thread's identity when it was overwritten.
 inline constexpr std::uint64_t kCanary = 0x6772656e72696e67ULL;  // "grenring"
 [[noreturn]] void report_canary_overflow(const gt_base* gt) noexcept;
+// True once any unguarded stack has been handed out: until then the switch
+// path skips canary checks entirely.
+extern std::atomic<bool> g_canary_mode;
+inline bool canary_mode() noexcept { return g_canary_mode.load(std::memory_order_relaxed); }
 inline void check_canary(const gt_base* gt) noexcept {
   if (!gt->stack.guarded) {
     auto* w = reinterpret_cast<const std::uint64_t*>(gt->stack.lo);

@@ -139,9 +139,11 @@ int worker_index() noexcept {
 }
 
 void yield() {
-  check_cancelled();
-  boost::fibers::context::active()->yield();
-  check_cancelled();
+  auto* ctx = boost::fibers::context::active();
+  ctx->yield();
+  if (auto* gt = static_cast<gt_base*>(ctx->get_properties());
+      gt && gt->cancel_requested.load(std::memory_order_relaxed))
+    check_cancelled();
 }
 
 void sleep_until(deadline until) {

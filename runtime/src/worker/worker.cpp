@@ -45,32 +45,45 @@ inline void spin_pause() noexcept { __builtin_ia32_pause(); }
 
 class worker_algo final : public boost::fibers::algo::algorithm {
  public:
-  explicit worker_algo(worker& w) noexcept : w_(w) {}
+  // Constructed by use_scheduling_algorithm on the worker's thread, in its
+  // main context: that is what runs now.
+  explicit worker_algo(worker& w) noexcept : w_(w), running_(boost::fibers::context::active()) {}
 
   void awakened(boost::fibers::context* ctx) noexcept override {
+    if (!dispatcher_ && ctx->is_context(boost::fibers::type::dispatcher_context)) dispatcher_ = ctx;
     asan::note_context(ctx);
     ctx->ready_link(rq_);
   }
 
   boost::fibers::context* pick_next() noexcept override {
+    // Who is calling: every switch on a worker goes through here (Boost.Fiber
+    // resumes what we return, or its dispatcher when we return nullptr), so we
+    // track the running context ourselves instead of paying context::active()'s
+    // TLS lookup in the shared library on every switch. Unknown (nullptr) only
+    // if a switch bypassed us, e.g. a launch::dispatch fiber: then ask Boost.
+    auto* active = running_ ? running_ : boost::fibers::context::active();
     // Boost's dispatcher re-queues itself behind every context it resumes, so
     // it gets exactly one turn per pass over the ready queue: that turn is
     // where the pass's submissions are flushed and completions reaped. Only
     // there: a suspending green thread calls pick_next while still holding
     // its parker's lock, and reaping unparks.
-    auto* active = boost::fibers::context::active();
-    if (active->is_context(boost::fibers::type::dispatcher_context)) w_.poll_events();
+    bool from_dispatcher = active == dispatcher_;
+    if (from_dispatcher) w_.poll_events();
     if (rq_.empty()) {
       asan::before_switch(active, nullptr);
+      if (!from_dispatcher) running_ = dispatcher_;
       return nullptr;
     }
     boost::fibers::context* ctx = &rq_.front();
     rq_.pop_front();
     // Canary-mode stacks (no guard page) are checked at every switch, on the
     // way out of the suspending green thread and into the next one.
-    if (auto* cur = static_cast<gt_base*>(active->get_properties())) check_canary(cur);
-    if (auto* next = static_cast<gt_base*>(ctx->get_properties())) check_canary(next);
+    if (canary_mode()) {
+      if (auto* cur = static_cast<gt_base*>(active->get_properties())) check_canary(cur);
+      if (auto* next = static_cast<gt_base*>(ctx->get_properties())) check_canary(next);
+    }
     asan::before_switch(active, ctx);
+    running_ = ctx;
     return ctx;
   }
 
@@ -85,6 +98,8 @@ class worker_algo final : public boost::fibers::algo::algorithm {
  private:
   worker& w_;
   boost::fibers::scheduler::ready_queue_type rq_;
+  boost::fibers::context* running_;
+  boost::fibers::context* dispatcher_ = nullptr;
 };
 
 unsigned default_workers() {
@@ -153,7 +168,7 @@ void worker::idle(std::chrono::steady_clock::time_point until) noexcept {
   if (spin_end > until) spin_end = until;
   while (now < spin_end) {
     if (state_.load(std::memory_order_relaxed) == notified) break;
-    if (drv_->inflight() && drv_->poll() > 0) {
+    if (drv_->inflight() && drv_->poll(true) > 0) {
       drain_inbox();
       return;
     }
@@ -172,8 +187,7 @@ void worker::idle(std::chrono::steady_clock::time_point until) noexcept {
     }
   }
   state_.store(running, std::memory_order_seq_cst);
-  drain_inbox();
-  drv_->poll();
+  drain_inbox();  // wait() has reaped the completions already
 }
 
 void worker::link_live(gt_base* gt) noexcept {
