@@ -4,7 +4,11 @@
 // IORING_SETUP_SINGLE_ISSUER names the right task. Set-up tries, in order:
 // SINGLE_ISSUER|DEFER_TASKRUN (6.1+: completions are only posted when this
 // thread enters the kernel, which we do anyway, saving task-work IPIs),
-// COOP_TASKRUN (5.19+), then no flags. SUBMIT_ALL is added where known.
+// COOP_TASKRUN (5.19+), then no flags; each first with TASKRUN_FLAG, which
+// makes the kernel raise IORING_SQ_TASKRUN in the shared SQ flags when
+// completions are waiting for us to enter. With it, a scheduler pass enters
+// the kernel only when there is something to submit or to collect; without
+// it, completion-only entries are rate-limited (driver.hpp, kPollInterval).
 //
 // Cross-thread wake-up is an eventfd with a read always armed in the ring.
 // IORING_OP_MSG_RING was rejected: only a thread that owns a ring can send
@@ -31,7 +35,10 @@ class uring_driver final : public driver {
  public:
   explicit uring_driver(unsigned entries) {
     const unsigned tries[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+            IORING_SETUP_SUBMIT_ALL,
         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL,
         IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
         0,
     };
@@ -71,6 +78,7 @@ class uring_driver final : public driver {
     if (flags_ & IORING_SETUP_SINGLE_ISSUER) s += "single_issuer ";
     if (flags_ & IORING_SETUP_DEFER_TASKRUN) s += "defer_taskrun ";
     if (flags_ & IORING_SETUP_COOP_TASKRUN) s += "coop_taskrun ";
+    if (flags_ & IORING_SETUP_TASKRUN_FLAG) s += "taskrun_flag ";
     if (feat_ & IORING_FEAT_EXT_ARG) s += "ext_arg ";
     if (feat_ & IORING_FEAT_FAST_POLL) s += "fast_poll ";
     if (feat_ & IORING_FEAT_NODROP) s += "nodrop ";
@@ -113,11 +121,14 @@ class uring_driver final : public driver {
   }
 
   int poll(bool eager) noexcept override {
-    // With DEFER_TASKRUN completions only appear when we enter the kernel, so
-    // with ops in flight we must enter now and then even with nothing to submit.
-    bool enter = io_uring_sq_ready(&ring_) > 0 ||
-                 (inflight_ > 0 && (flags_ & IORING_SETUP_DEFER_TASKRUN) && !io_uring_cq_ready(&ring_) &&
-                  poll_due(eager));
+    unsigned kf = IO_URING_READ_ONCE(*ring_.sq.kflags);
+    bool enter = io_uring_sq_ready(&ring_) > 0 || (kf & IORING_SQ_CQ_OVERFLOW);
+    if (!enter && inflight_ > 0 && !io_uring_cq_ready(&ring_)) {
+      if (flags_ & IORING_SETUP_TASKRUN_FLAG)
+        enter = kf & IORING_SQ_TASKRUN;  // the kernel tells us: no guessing
+      else if (flags_ & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN))
+        enter = poll_due(eager);  // completions need a kernel entry to appear
+    }
     if (enter) io_uring_submit_and_get_events(&ring_);
     return reap();
   }
