@@ -13,11 +13,12 @@
 // Guarded stacks are used while fewer than (max_map_count - reserve) / 2 exist
 // (reserve: 1/8 of the limit, at least 8,192, for the program's own mappings).
 // Beyond that, stacks come from unguarded slabs of 64 stacks (one mapping per
-// slab) with a canary at the bottom, checked on every switch away from and
+// slab) with canary words just below each stack (in the resident top page of
+// the slot underneath: no extra RSS), checked on every switch away from and
 // back to the green thread and when it ends; a one-time warning says so.
-// Canaries catch overflows that write the bottom of the stack; a frame that
-// jumps over them is not caught — raise vm.max_map_count (docs/limits.md) to
-// keep every stack guarded.
+// Canaries catch overflows that write past the bottom of the stack; a frame
+// that jumps over them is not caught — raise vm.max_map_count
+// (docs/limits.md) to keep every stack guarded.
 //
 // # Caching
 // mmap+munmap per spawn costs ~35x a cached spawn on the target VMs, so freed
@@ -116,9 +117,12 @@ std::atomic<std::size_t> g_cache_cap{256};
 
 void write_canary(stack_region& r) noexcept {
   auto* w = reinterpret_cast<std::uint64_t*>(r.lo);
-  w[0] = kCanary;
-  w[64] = kCanary;
+  w[-1] = kCanary;
+  w[-8] = kCanary;
 }
+
+// The usable size a stack was made for (what acquire_stack was asked for).
+std::size_t slot_size(const stack_region& r) noexcept { return r.guarded ? r.map_size - kPage : r.map_size; }
 
 stack_region map_guarded(std::size_t usable) {
   std::size_t size = usable + kPage;
@@ -142,7 +146,7 @@ stack_region take_unguarded(std::size_t usable) {
   {
     std::lock_guard<std::mutex> g(g_free_lk);
     for (std::size_t i = g_unguarded_free.size(); i-- > 0;) {
-      if (static_cast<std::size_t>(g_unguarded_free[i].hi - g_unguarded_free[i].lo) == usable) {
+      if (slot_size(g_unguarded_free[i]) == usable) {
         stack_region r = g_unguarded_free[i];
         g_unguarded_free[i] = g_unguarded_free.back();
         g_unguarded_free.pop_back();
@@ -151,7 +155,8 @@ stack_region take_unguarded(std::size_t usable) {
       }
     }
   }
-  std::size_t size = usable * kSlabStacks;
+  // One extra page below slot 0 holds slot 0's canaries.
+  std::size_t size = usable * kSlabStacks + kPage;
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                    -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
@@ -161,10 +166,10 @@ stack_region take_unguarded(std::size_t usable) {
   std::lock_guard<std::mutex> g(g_free_lk);
   for (std::size_t i = 0; i < kSlabStacks; ++i) {
     stack_region r;
-    r.map_base = base + i * usable;
+    r.map_base = base + kPage + i * usable;
     r.map_size = usable;
     r.lo = r.map_base;
-    r.hi = r.map_base + usable;
+    r.hi = r.map_base + usable - kCanaryZone;  // the top 64 bytes hold the canaries of the slot above
     r.guarded = false;
     r.slab = sl;
     if (i == 0) first = r; else g_unguarded_free.push_back(r);
@@ -180,7 +185,7 @@ stack_region take_cached(std::size_t usable) noexcept {
   if (t_cache_dead) return {};
   auto& v = t_cache.v;
   for (std::size_t i = v.size(); i-- > 0;) {
-    if (static_cast<std::size_t>(v[i].hi - v[i].lo) == usable) {
+    if (slot_size(v[i]) == usable) {
       stack_region r = v[i];
       v[i] = v.back();
       v.pop_back();
@@ -271,7 +276,7 @@ void report(const gt_base* gt, const char* how) noexcept {
   write_str("greenring: stack overflow in green thread #");
   write_num(gt->id);
   write_str(" (");
-  write_num(static_cast<unsigned long long>(gt->stack.hi - gt->stack.lo));
+  write_num(slot_size(gt->stack));
   write_str("-byte stack, ");
   write_str(how);
   write_str("); raise GREENRING_STACK_SIZE or options::stack_size\n");

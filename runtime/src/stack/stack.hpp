@@ -18,10 +18,16 @@ inline constexpr std::uint64_t kCanary = 0x6772656e72696e67ULL;  // "grenring"
 // path skips canary checks entirely.
 extern std::atomic<bool> g_canary_mode;
 inline bool canary_mode() noexcept { return g_canary_mode.load(std::memory_order_relaxed); }
+// The canary words sit just below the stack's lowest usable byte, in the top
+// 64 bytes of the slab slot underneath (kept out of that slot's usable range).
+// That page holds the lower stack's control block, so it is resident anyway:
+// canaries cost no RSS, where canaries at the bottom of the stack itself would
+// fault in a second page per idle green thread.
+inline constexpr std::size_t kCanaryZone = 64;
 inline void check_canary(const gt_base* gt) noexcept {
   if (!gt->stack.guarded) {
     auto* w = reinterpret_cast<const std::uint64_t*>(gt->stack.lo);
-    if (w[0] != kCanary || w[64] != kCanary) report_canary_overflow(gt);
+    if (w[-1] != kCanary || w[-8] != kCanary) report_canary_overflow(gt);
   }
 }
 }  // namespace greenring::detail
