@@ -70,7 +70,9 @@ struct slab {
   std::size_t free;
 };
 std::mutex g_free_lk;
-std::vector<stack_region> g_unguarded_free;  // by usable size; mixed sizes are skipped
+// Never destroyed: slabs outlive static destruction (a worker may still be
+// releasing stacks), and their descriptors stay reachable for LeakSanitizer.
+std::vector<stack_region>& g_unguarded_free = *new std::vector<stack_region>();  // mixed sizes are skipped
 
 long guard_budget() {
   std::call_once(g_budget_once, [] {
