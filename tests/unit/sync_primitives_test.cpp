@@ -433,3 +433,36 @@ TEST(SyncPlainThreads, SemaphoreAndEventAcrossOsAndGreen) {
   EXPECT_FALSE(never.wait_for(5ms));
   EXPECT_FALSE(done.try_acquire_until(gr::after(5ms)));
 }
+
+// A green thread that re-locks in a tight loop (it would win every barging
+// race) must not starve a waiter on another worker: after 1 ms of waiting the
+// mutex switches to hand-off mode and the waiter gets the lock.
+TEST(SyncMutex, BargingHolderDoesNotStarveAWaiter) {
+  gr::options o;
+  o.workers = 2;
+  gr::runtime rt(o);
+  gr::mutex m;
+  std::atomic<bool> stop{false};
+  std::atomic<long> spins{0};
+  auto hog = gr::spawn_on(0, [&] {
+    while (!stop.load()) {
+      m.lock();
+      spins.fetch_add(1);
+      m.unlock();
+    }
+  });
+  while (spins.load() < 1000) std::this_thread::yield();
+  auto waiter = gr::spawn_on(1, [&] {
+    auto t0 = gr::clock::now();
+    for (int i = 0; i < 100; ++i) {
+      m.lock();
+      m.unlock();
+    }
+    return gr::clock::now() - t0;
+  });
+  ASSERT_TRUE(waiter.wait_for(std::chrono::seconds(20))) << "waiter starved";
+  auto took = waiter.join();
+  stop = true;
+  hog.join();
+  EXPECT_LT(took, std::chrono::seconds(10));
+}

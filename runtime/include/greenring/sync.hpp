@@ -7,15 +7,20 @@
 // | primitive          | blocks green thread | blocks worker | blocks OS thread (plain caller) | cancellable | deadline |
 // |--------------------|---------------------|---------------|---------------------------------|-------------|----------|
 // | mutex::lock        | yes                 | no            | yes                             | no (POSIX)  | try_lock_until |
+//   (all: the waiter parks; "blocks OS thread" is for a plain-thread caller)
 // | condition_variable | yes                 | no            | yes                             | yes         | wait_until |
 // | semaphore::acquire | yes                 | no            | yes                             | yes         | try_acquire_until |
 // | event::wait        | yes                 | no            | yes                             | yes         | wait_until |
 // | channel push/pop   | yes                 | no            | yes                             | yes         | *_until |
 //
-// Hand-off is direct: unlock/release/push give the resource to the first waiter,
-// FIFO, so a woken waiter never has to compete again (no lost wake-ups, no
-// barging starvation). A cancelled condition_variable wait re-acquires the
-// mutex before throwing, as pthread_cond_wait does.
+// semaphore, event and channel hand their resource straight to the first
+// waiter, FIFO, so a woken waiter never competes again (no lost wake-ups).
+// mutex works like Go's sync.Mutex: unlock wakes the first waiter but a
+// running green thread may take the lock first (barging: no cross-worker
+// wake-up per lock operation, no lock convoy); a waiter that has waited over
+// 1 ms switches the mutex to hand-off mode, FIFO, until the queue drains, so
+// nobody starves. A cancelled condition_variable wait re-acquires the mutex
+// before throwing, as pthread_cond_wait does.
 #pragma once
 
 #include <greenring/cancel.hpp>
@@ -46,6 +51,7 @@ class mutex {
  private:
   detail::spinlock lk_;
   bool locked_ = false;
+  bool starving_ = false;  // hand ownership to the queue head instead of letting lockers barge
   detail::waitq q_;
 };
 

@@ -13,6 +13,14 @@ void waitq::push(waiter& w) noexcept {
   w.linked = true;
 }
 
+void waitq::push_front(waiter& w) noexcept {
+  w.prev = nullptr;
+  w.next = head_;
+  if (head_) head_->prev = &w; else tail_ = &w;
+  head_ = &w;
+  w.linked = true;
+}
+
 void waitq::remove(waiter& w) noexcept {
   if (w.prev) w.prev->next = w.next; else head_ = w.next;
   if (w.next) w.next->prev = w.prev; else tail_ = w.prev;

@@ -29,19 +29,50 @@ bool mutex::try_lock() noexcept {
 }
 
 bool mutex::try_lock_until(deadline until) {
+  constexpr auto kStarving = std::chrono::milliseconds(1);  // Go's starvationThresholdNs
   std::unique_lock<spinlock> g(lk_);
   if (!locked_) {
     locked_ = true;
     return true;
   }
-  // Not cancellable, as pthread_mutex_lock is not a cancellation point.
-  // signalled = ownership was handed to us by unlock().
-  return q_.wait(g, until, false) == wake::signalled;
+  const auto t0 = clock::now();
+  bool requeue_front = false;
+  for (;;) {
+    // waiter.tag = 1: unlock handed ownership to us (hand-off mode).
+    detail::waiter w;
+    if (requeue_front) q_.push_front(w); else q_.push(w);
+    g.unlock();
+    // Not cancellable, as pthread_mutex_lock is not a cancellation point.
+    wake r = detail::park(w.p, until, false);
+    g.lock();
+    if (w.linked) q_.remove(w);
+    if (w.tag == 1) return true;  // locked_ stayed true for us
+    if (r == wake::timeout) return false;
+    if (!locked_) {
+      locked_ = true;
+      return true;
+    }
+    // Someone barged in between the wake-up and now. Woken waiters go back to
+    // the front; one that has waited too long turns on hand-off mode.
+    if (clock::now() - t0 > kStarving) starving_ = true;
+    requeue_front = true;
+  }
 }
 
 void mutex::unlock() noexcept {
   std::unique_lock<spinlock> g(lk_);
-  if (!q_.wake_one()) locked_ = false;  // else ownership passes to the woken waiter
+  if (starving_) {
+    while (detail::waiter* w = q_.pop()) {
+      w->tag = 1;  // set before unpark: the waiter reads it under lk_
+      if (w->p.unpark(wake::signalled)) return;  // ownership passed, locked_ stays true
+      w->tag = 0;
+    }
+    starving_ = false;  // queue drained
+    locked_ = false;
+    return;
+  }
+  locked_ = false;
+  q_.wake_one();  // it retries; a running green thread may get there first
 }
 
 // ---- condition_variable ---------------------------------------------------

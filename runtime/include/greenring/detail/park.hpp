@@ -70,6 +70,8 @@ class waitq {
  public:
   bool empty() const noexcept { return head_ == nullptr; }
   void push(waiter& w) noexcept;
+  void push_front(waiter& w) noexcept;
+  waiter* front() const noexcept { return head_; }
   void remove(waiter& w) noexcept;
   waiter* pop() noexcept;
   // Pops and unparks waiters until one accepts (its wait had not already ended).
