@@ -35,7 +35,7 @@ else()
   set(GREENRING_PC_URING_FIELD "Requires.private")
 endif()
 
-install(TARGETS greenring
+install(TARGETS greenring greenring_interop
   EXPORT greenringTargets
   RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT greenring_Runtime
   LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT greenring_Runtime
@@ -43,6 +43,10 @@ install(TARGETS greenring
   ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT greenring_Development)
 
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/runtime/include/greenring"
+  DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
+  COMPONENT greenring_Development)
+# greenring::interop: coroutine interop headers go beside the runtime's.
+install(DIRECTORY "${PROJECT_SOURCE_DIR}/interop/include/greenring"
   DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
   COMPONENT greenring_Development)
 
