@@ -29,6 +29,7 @@
 
 #include "detail/sys.hpp"
 #include "interop_internal.hpp"
+#include "io/fd_mode.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -46,31 +47,9 @@ namespace greenring::detail::coro {
 
 namespace {
 
-constexpr std::uint64_t kFilePos = static_cast<std::uint64_t>(-1);
-
 // Every syscall goes through the runtime's sys:: (the kernel directly, result
 // or -errno): under the LD_PRELOAD shim, libc's wrappers would be interposed.
-// Would libc have returned EAGAIN here? (io.cpp's rule.)
-bool user_nonblocking(int fd) noexcept {
-  int fl = sys::fcntl(fd, F_GETFL);
-  if (fl < 0 || !(fl & O_NONBLOCK)) return false;
-  struct stat st;
-  return !(sys::fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)));
-}
 
-ssize_t plain_wait(int fd, short events, time_point until) noexcept {
-  if (until == time_point::max()) return 1;
-  for (;;) {
-    auto now = std::chrono::steady_clock::now();
-    long long ms = until <= now ? 0
-                   : std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1;
-    pollfd pfd{fd, events, 0};
-    int r = sys::poll(&pfd, 1, static_cast<int>(std::min<long long>(ms, INT_MAX)));
-    if (r > 0) return 1;
-    if (r == 0) return -ETIMEDOUT;
-    if (r != -EINTR) return r;
-  }
-}
 
 short wait_events(const io_request& r) noexcept {
   switch (r.kind) {

@@ -27,6 +27,7 @@
 // progress, the partial count is returned and the condition shows up on the
 // next call.
 #include "detail/sys.hpp"
+#include "io/fd_mode.hpp"
 #include "io/fd_registry.hpp"
 #include "worker/worker.hpp"
 
@@ -44,23 +45,6 @@
 
 namespace greenring::detail {
 namespace {
-
-constexpr std::uint64_t kFilePos = static_cast<std::uint64_t>(-1);
-
-
-// Would libc have returned EAGAIN here? True for O_NONBLOCK fds except
-// regular files and directories, where the flag has no effect.
-bool user_nonblocking(int fd) noexcept {
-  int fl = sys::fcntl(fd, F_GETFL);
-  if (fl < 0 || !(fl & O_NONBLOCK)) return false;
-  struct stat st;
-  return !(sys::fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)));
-}
-
-struct result {
-  ssize_t v;  // >= 0, or -errno
-  wake why;   // how the last wait ended (cancelled -> the caller throws)
-};
 
 // Starts op, parks, and settles the op however the wait ended. `eager`
 // flushes the submission at once: io_uring attempts the op inline, so an op
@@ -102,20 +86,6 @@ ssize_t wait_ready(worker& w, int fd, short events, time_point until, wake& why)
   return run_op(w, op, until, why);
 }
 
-// Plain-thread deadline: wait with poll(2) before the blocking syscall.
-ssize_t plain_wait(int fd, short events, time_point until) noexcept {
-  if (until == time_point::max()) return 1;
-  for (;;) {
-    auto now = std::chrono::steady_clock::now();
-    long long ms = until <= now ? 0
-                   : std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1;
-    pollfd pfd{fd, events, 0};
-    int r = sys::poll(&pfd, 1, static_cast<int>(std::min<long long>(ms, INT_MAX)));
-    if (r > 0) return 1;
-    if (r == 0) return -ETIMEDOUT;
-    if (r != -EINTR) return r;
-  }
-}
 
 // The readiness loop of the epoll driver (and of io_uring for ops it does not
 // run natively): wait, retry the non-blocking attempt, until it is not EAGAIN.
