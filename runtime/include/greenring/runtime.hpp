@@ -7,14 +7,36 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace greenring {
 
 namespace detail {
 class runtime_impl;
 }
+
+// What the blocking watchdog saw: a worker that ran one green thread (or its
+// own scheduler code) without switching for `stalled`. Almost always a
+// blocking call greenring does not know about (a plain libc call in linked
+// code, a busy loop): every other green thread of that worker waited.
+struct stall_report {
+  unsigned worker;
+  std::uint64_t green_thread;  // id of the green thread running, 0 if none
+  std::chrono::milliseconds stalled;
+};
+
+// A snapshot of one worker, for monitoring.
+struct worker_stats {
+  unsigned worker;
+  std::size_t live_green_threads;
+  std::uint64_t switches;  // context switches made by the scheduler so far
+  std::uint64_t stalls;    // stall reports made by the watchdog so far
+  bool parked;             // idle in the kernel right now
+};
 
 // Which kernel interface carries the waiting.
 enum class backend {
@@ -44,6 +66,12 @@ struct options {
   // which gets a plain Boost.Fiber scheduler back. greenring::run uses this,
   // and so does the LD_PRELOAD shim, so main() keeps the main OS thread.
   bool adopt_calling_thread = false;
+  // Blocking watchdog: report a worker that does not switch for this long
+  // while it has work (0: off). Default 0 here; GREENRING_WATCHDOG_MS sets it
+  // when this is 0. Reports go to `on_stall`, or to stderr when it is empty;
+  // one report per stall, however long it lasts.
+  std::chrono::milliseconds watchdog{0};
+  std::function<void(const stall_report&)> on_stall;
 };
 
 // The runtime. Construct one (or call greenring::run); the free functions
@@ -67,6 +95,8 @@ class runtime {
   std::string backend_features() const;
   // Green threads started and not yet finished, summed over workers.
   std::size_t live_green_threads() const noexcept;
+  // One snapshot per worker (read without stopping anything: approximate).
+  std::vector<worker_stats> stats() const;
 
   // The runtime of the calling green thread; else the most recent live runtime; else nullptr.
   static runtime* current() noexcept;

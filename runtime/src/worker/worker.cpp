@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <mutex>
 #include <stdexcept>
 
@@ -71,7 +72,10 @@ class worker_algo final : public boost::fibers::algo::algorithm {
     if (from_dispatcher) w_.poll_events();
     if (rq_.empty()) {
       asan::before_switch(active, nullptr);
-      if (!from_dispatcher) running_ = dispatcher_;
+      if (!from_dispatcher) {
+        running_ = dispatcher_;
+        note_switch(nullptr);
+      }
       return nullptr;
     }
     boost::fibers::context* ctx = &rq_.front();
@@ -84,6 +88,7 @@ class worker_algo final : public boost::fibers::algo::algorithm {
     }
     asan::before_switch(active, ctx);
     running_ = ctx;
+    note_switch(static_cast<gt_base*>(ctx->get_properties()));
     return ctx;
   }
 
@@ -96,6 +101,13 @@ class worker_algo final : public boost::fibers::algo::algorithm {
   void notify() noexcept override { w_.notify(); }
 
  private:
+  // Progress for the blocking watchdog. Only this thread writes these, so a
+  // relaxed load+store (no lock prefix) is enough.
+  void note_switch(const gt_base* next) noexcept {
+    w_.switches.store(w_.switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    w_.running_gt.store(next ? next->id : 0, std::memory_order_relaxed);
+  }
+
   worker& w_;
   boost::fibers::scheduler::ready_queue_type rq_;
   boost::fibers::context* running_;
@@ -230,6 +242,53 @@ runtime_impl::runtime_impl(runtime& s, options o) : self(s), opts(o) {
       std::rethrow_exception(e);
     }
   }
+  watchdog_period = opts.watchdog;
+  if (watchdog_period.count() == 0) {
+    if (const char* env = std::getenv("GREENRING_WATCHDOG_MS"); env && *env)
+      watchdog_period = std::chrono::milliseconds(std::strtol(env, nullptr, 10));
+  }
+  if (watchdog_period.count() > 0) watchdog = std::thread([this] { watchdog_main(); });
+}
+
+// The blocking watchdog: a plain thread that samples each worker's switch
+// counter every period/4. A worker that is not parked in the kernel and has not
+// switched for a whole period has been held by one green thread (or one
+// blocking call) all that time: report it once, with the green thread's id.
+void runtime_impl::watchdog_main() noexcept {
+  using clk = std::chrono::steady_clock;
+  struct seen {
+    std::uint64_t switches = ~std::uint64_t(0);
+    clk::time_point since{};
+    bool reported = false;
+  };
+  std::vector<seen> s(workers.size());
+  auto tick = std::max(watchdog_period / 4, std::chrono::milliseconds(1));
+  std::unique_lock<std::mutex> lk(watchdog_lk);
+  while (!watchdog_cv.wait_for(lk, tick, [this] { return watchdog_stop; })) {
+    auto now = clk::now();
+    for (std::size_t i = 0; i < workers.size(); ++i) {
+      worker& w = *workers[i];
+      std::uint64_t sw = w.switches.load(std::memory_order_relaxed);
+      if (w.is_parked() || sw != s[i].switches) {
+        s[i] = seen{sw, now, false};
+        continue;
+      }
+      if (s[i].reported || now - s[i].since < watchdog_period) continue;
+      s[i].reported = true;
+      w.stalls.fetch_add(1, std::memory_order_relaxed);
+      stall_report r{static_cast<unsigned>(i), w.running_gt.load(std::memory_order_relaxed),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(now - s[i].since)};
+      if (opts.on_stall) {
+        opts.on_stall(r);
+      } else {
+        std::fprintf(stderr,
+                     "greenring: worker %u has not switched for %lld ms, held by green thread #%llu "
+                     "(a blocking call greenring does not see, or a busy loop; see docs/design.md)\n",
+                     r.worker, static_cast<long long>(r.stalled.count()),
+                     static_cast<unsigned long long>(r.green_thread));
+      }
+    }
+  }
 }
 
 runtime_impl::~runtime_impl() { shutdown(); }
@@ -288,6 +347,14 @@ void runtime_impl::worker_main(worker& w, std::atomic<int>& ready, std::exceptio
 }
 
 void runtime_impl::shutdown() noexcept {
+  if (watchdog.joinable()) {
+    {
+      std::lock_guard<std::mutex> g(watchdog_lk);
+      watchdog_stop = true;
+    }
+    watchdog_cv.notify_all();
+    watchdog.join();
+  }
   for (auto& w : workers) {
     if (!w->thread.joinable()) continue;
     w->stopping.store(true, std::memory_order_release);
@@ -358,6 +425,14 @@ std::size_t runtime::live_green_threads() const noexcept {
   std::size_t n = 0;
   for (auto& w : impl_->workers) n += w->live.load(std::memory_order_relaxed);
   return n;
+}
+
+std::vector<worker_stats> runtime::stats() const {
+  std::vector<worker_stats> v;
+  for (auto& w : impl_->workers)
+    v.push_back({w->index(), w->live.load(std::memory_order_relaxed), w->switches.load(std::memory_order_relaxed),
+                 w->stalls.load(std::memory_order_relaxed), w->is_parked()});
+  return v;
 }
 
 runtime* runtime::current() noexcept {

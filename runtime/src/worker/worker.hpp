@@ -31,6 +31,8 @@
 #include <boost/fiber/scheduler.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -59,6 +61,13 @@ class worker {
   void unlink_live(gt_base* gt) noexcept;
 
   std::atomic<std::size_t> live{0};  // placed here and not yet finished
+  bool is_parked() const noexcept { return state_.load(std::memory_order_relaxed) == parked; }
+
+  // Written only by the owner thread (plain load+store, no lock prefix), read
+  // by the watchdog: progress and who is running.
+  std::atomic<std::uint64_t> switches{0};
+  std::atomic<std::uint64_t> running_gt{0};
+  std::atomic<std::uint64_t> stalls{0};
 
   // Set up by the worker's thread before it reports ready.
   std::unique_ptr<driver> drv_;
@@ -98,7 +107,14 @@ class runtime_impl {
   worker* pick_worker(int requested);
   void shutdown() noexcept;
 
+  std::thread watchdog;
+  std::chrono::milliseconds watchdog_period{0};
+  std::mutex watchdog_lk;
+  std::condition_variable watchdog_cv;
+  bool watchdog_stop = false;
+
  private:
+  void watchdog_main() noexcept;
   void init_worker(worker& w);
   void drain_worker(worker& w) noexcept;
   void worker_main(worker& w, std::atomic<int>& ready, std::exception_ptr& err);
