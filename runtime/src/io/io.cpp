@@ -86,7 +86,6 @@ ssize_t wait_ready(worker& w, int fd, short events, time_point until, wake& why)
   return run_op(w, op, until, why);
 }
 
-
 // The readiness loop of the epoll driver (and of io_uring for ops it does not
 // run natively): wait, retry the non-blocking attempt, until it is not EAGAIN.
 // `blocking` is used for fds that cannot be polled (regular files under epoll).
@@ -105,7 +104,7 @@ ssize_t readiness_loop(worker& w, int fd, short events, time_point until, wake& 
 // ---- reads -------------------------------------------------------------------
 
 ssize_t nowait_readv(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
-  return (sys::preadv2(fd, iov, cnt, off == kFilePos ? -1 : static_cast<off_t>(off), RWF_NOWAIT));
+  return sys::preadv2(fd, iov, cnt, off == kFilePos ? -1 : static_cast<off_t>(off), RWF_NOWAIT);
 }
 
 ssize_t plain_readv(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
@@ -161,7 +160,7 @@ void advance(std::vector<iovec>& v, std::size_t& first, std::size_t n) {
 }
 
 ssize_t nowait_writev(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
-  return (sys::pwritev2(fd, iov, cnt, off == kFilePos ? -1 : static_cast<off_t>(off), RWF_NOWAIT));
+  return sys::pwritev2(fd, iov, cnt, off == kFilePos ? -1 : static_cast<off_t>(off), RWF_NOWAIT);
 }
 
 ssize_t plain_writev(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
@@ -225,7 +224,7 @@ ssize_t g_recv(int fd, void* buf, std::size_t n, int flags, time_point until, wa
       ssize_t r = plain_wait(fd, POLLIN, until);
       if (r < 0) return r;
     }
-    return (sys::recv(fd, buf, n, flags));
+    return sys::recv(fd, buf, n, flags);
   }
   std::size_t total = 0;
   bool waitall = (flags & MSG_WAITALL) && n > 0;
@@ -233,7 +232,7 @@ ssize_t g_recv(int fd, void* buf, std::size_t n, int flags, time_point until, wa
   for (;;) {
     char* p = static_cast<char*>(buf) + total;
     std::size_t left = n - total;
-    ssize_t r = (sys::recv(fd, p, left, f | MSG_DONTWAIT));
+    ssize_t r = sys::recv(fd, p, left, f | MSG_DONTWAIT);
     if (r == -EAGAIN) {
       if (total == 0 && user_nonblocking(fd)) return -EAGAIN;
       if (w->drv().native(op_kind::recv)) {
@@ -246,8 +245,8 @@ ssize_t g_recv(int fd, void* buf, std::size_t n, int flags, time_point until, wa
         r = run_op(*w, op, until, why);
       } else {
         r = readiness_loop(*w, fd, POLLIN, until, why,
-                           [&] { return (sys::recv(fd, p, left, f | MSG_DONTWAIT)); },
-                           [&] { return (sys::recv(fd, p, left, f)); });
+                           [&] { return sys::recv(fd, p, left, f | MSG_DONTWAIT); },
+                           [&] { return sys::recv(fd, p, left, f); });
       }
     }
     if (r < 0) return total > 0 ? static_cast<ssize_t>(total) : r;
@@ -264,14 +263,14 @@ ssize_t g_send(int fd, const void* buf, std::size_t n, int flags, time_point unt
       ssize_t r = plain_wait(fd, POLLOUT, until);
       if (r < 0) return r;
     }
-    return (sys::send(fd, buf, n, flags));
+    return sys::send(fd, buf, n, flags);
   }
   std::size_t total = 0;
   bool checked_nonblocking = false;
   for (;;) {
     const char* p = static_cast<const char*>(buf) + total;
     std::size_t left = n - total;
-    ssize_t r = (sys::send(fd, p, left, flags | MSG_DONTWAIT));
+    ssize_t r = sys::send(fd, p, left, flags | MSG_DONTWAIT);
     if (r >= 0) {
       total += static_cast<std::size_t>(r);
       if (total == n) return static_cast<ssize_t>(total);
@@ -337,7 +336,7 @@ ssize_t g_accept(int fd, sockaddr* addr, socklen_t* len, int flags, time_point u
       ssize_t r = plain_wait(fd, POLLIN, until);
       if (r < 0) return r;
     }
-    return (sys::accept4(fd, addr, len, flags));
+    return sys::accept4(fd, addr, len, flags);
   }
   if (w->drv().native(op_kind::accept)) {
     io_op op;
@@ -353,12 +352,12 @@ ssize_t g_accept(int fd, sockaddr* addr, socklen_t* len, int flags, time_point u
   // with acceptors on other workers.
   ssize_t r = wait_ready(*w, fd, POLLIN, until, why);
   if (r < 0) return r;
-  return (sys::accept4(fd, addr, len, flags));
+  return sys::accept4(fd, addr, len, flags);
 }
 
 ssize_t g_connect(int fd, const sockaddr* addr, socklen_t len, time_point until, wake& why) {
   worker* w = current_worker();
-  if (!w || user_nonblocking(fd)) return (sys::connect(fd, addr, len));
+  if (!w || user_nonblocking(fd)) return sys::connect(fd, addr, len);
   if (w->drv().native(op_kind::connect)) {
     io_op op;
     op.kind = op_kind::connect;
@@ -532,7 +531,7 @@ int poll(int fd, short events, deadline until) {
 }
 
 int openat(int dirfd, const char* path, int flags, mode_t mode) {
-  ssize_t r = file_op([&] { return (sys::openat(dirfd, path, flags, mode)); },
+  ssize_t r = file_op([&] { return sys::openat(dirfd, path, flags, mode); },
                       [&](io_op& op) {
                         op.kind = op_kind::openat;
                         op.fd = dirfd;
@@ -551,7 +550,7 @@ int close(int fd) {
 }
 
 int fsync(int fd) {
-  ssize_t r = file_op([&] { return (sys::fsync(fd)); },
+  ssize_t r = file_op([&] { return sys::fsync(fd); },
                       [&](io_op& op) {
                         op.kind = op_kind::fsync;
                         op.fd = fd;
@@ -560,7 +559,7 @@ int fsync(int fd) {
 }
 
 int fdatasync(int fd) {
-  ssize_t r = file_op([&] { return (sys::fdatasync(fd)); },
+  ssize_t r = file_op([&] { return sys::fdatasync(fd); },
                       [&](io_op& op) {
                         op.kind = op_kind::fsync;
                         op.fd = fd;
@@ -570,7 +569,7 @@ int fdatasync(int fd) {
 }
 
 int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* out) {
-  ssize_t r = file_op([&] { return (sys::statx(dirfd, path, flags, mask, out)); },
+  ssize_t r = file_op([&] { return sys::statx(dirfd, path, flags, mask, out); },
                       [&](io_op& op) {
                         op.kind = op_kind::statx;
                         op.fd = dirfd;

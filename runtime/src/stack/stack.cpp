@@ -179,9 +179,6 @@ stack_region take_unguarded(std::size_t usable) {
   return first;
 }
 
-}  // namespace
-
-namespace {
 // A cached stack of exactly `usable` bytes, or an empty region.
 stack_region take_cached(std::size_t usable) noexcept {
   if (t_cache_dead) return {};
@@ -196,19 +193,23 @@ stack_region take_cached(std::size_t usable) noexcept {
   }
   return {};
 }
+
+// A reused stack goes out clean: frames unwound by exceptions (or ended by a
+// fiber's termination) may have left poisoned ASan redzones behind, and an
+// unguarded stack needs its canary words again (a slab madvise zeroes them).
+stack_region& ready_for_use(stack_region& r) noexcept {
+#if defined(GREENRING_ASAN)
+  __asan_unpoison_memory_region(r.lo, static_cast<std::size_t>(r.hi - r.lo));
+#endif
+  if (!r.guarded) write_canary(r);
+  return r;
+}
+
 }  // namespace
 
 stack_region acquire_stack(std::size_t usable) {
   usable = (usable + kPage - 1) & ~(kPage - 1);
-  if (stack_region r = take_cached(usable); r.lo) {
-#if defined(GREENRING_ASAN)
-    // Frames unwound by exceptions on this stack may have left poisoned
-    // redzones behind; start the next green thread with a clean shadow.
-    __asan_unpoison_memory_region(r.lo, static_cast<std::size_t>(r.hi - r.lo));
-#endif
-    if (!r.guarded) write_canary(r);
-    return r;
-  }
+  if (stack_region r = take_cached(usable); r.lo) return ready_for_use(r);
   if (g_guarded.load(std::memory_order_relaxed) < guard_budget()) {
     g_guarded.fetch_add(1, std::memory_order_relaxed);
     try {
@@ -226,11 +227,7 @@ stack_region acquire_stack(std::size_t usable) {
   }
   g_canary_mode.store(true, std::memory_order_relaxed);
   stack_region r = take_unguarded(usable);
-#if defined(GREENRING_ASAN)
-  __asan_unpoison_memory_region(r.lo, static_cast<std::size_t>(r.hi - r.lo));
-#endif
-  write_canary(r);
-  return r;
+  return ready_for_use(r);
 }
 
 void release_stack(const stack_region& r) noexcept {

@@ -34,9 +34,12 @@ waiter* waitq::pop() noexcept {
   return w;
 }
 
-waiter* waitq::wake_one(wake r) noexcept {
-  while (waiter* w = pop())
+waiter* waitq::wake_one(wake r, std::uintptr_t tag) noexcept {
+  while (waiter* w = pop()) {
+    w->tag = tag;  // before unpark: the waiter reads it once it holds the guarding lock
     if (w->p.unpark(r)) return w;
+    w->tag = 0;
+  }
   return nullptr;
 }
 
@@ -46,9 +49,8 @@ std::size_t waitq::wake_all(wake r) noexcept {
   return n;
 }
 
-wake waitq::wait(std::unique_lock<spinlock>& lk, time_point until, bool cancellable, std::uintptr_t tag) noexcept {
+wake waitq::wait(std::unique_lock<spinlock>& lk, time_point until, bool cancellable) noexcept {
   waiter w;
-  w.tag = tag;
   push(w);
   lk.unlock();
   wake r = park(w.p, until, cancellable);

@@ -62,11 +62,7 @@ bool mutex::try_lock_until(deadline until) {
 void mutex::unlock() noexcept {
   std::unique_lock<spinlock> g(lk_);
   if (starving_) {
-    while (detail::waiter* w = q_.pop()) {
-      w->tag = 1;  // set before unpark: the waiter reads it under lk_
-      if (w->p.unpark(wake::signalled)) return;  // ownership passed, locked_ stays true
-      w->tag = 0;
-    }
+    if (q_.wake_one(wake::signalled, 1)) return;  // ownership passed: locked_ stays true
     starving_ = false;  // queue drained
     locked_ = false;
     return;

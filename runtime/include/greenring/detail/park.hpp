@@ -63,7 +63,7 @@ struct waiter {
   waiter* prev = nullptr;
   waiter* next = nullptr;
   bool linked = false;
-  std::uintptr_t tag = 0;  // free for the owning structure (e.g. channel slot pointer)
+  std::uintptr_t tag = 0;  // what the waker handed over (wake_one's `tag`), read under the guarding lock
 };
 
 class waitq {
@@ -75,14 +75,14 @@ class waitq {
   void remove(waiter& w) noexcept;
   waiter* pop() noexcept;
   // Pops and unparks waiters until one accepts (its wait had not already ended).
-  // Returns the accepted waiter or nullptr. Caller holds the guarding lock.
-  waiter* wake_one(wake r = wake::signalled) noexcept;
+  // The accepted waiter finds `tag` in waiter::tag. Returns it or nullptr.
+  // Caller holds the guarding lock.
+  waiter* wake_one(wake r = wake::signalled, std::uintptr_t tag = 0) noexcept;
   std::size_t wake_all(wake r = wake::signalled) noexcept;
 
   // Enqueues a waiter, releases `lk`, parks, re-takes `lk`, dequeues if still
   // queued. Returns how the wait ended. `lk` is held again on return.
-  wake wait(std::unique_lock<spinlock>& lk, time_point until, bool cancellable,
-            std::uintptr_t tag = 0) noexcept;
+  wake wait(std::unique_lock<spinlock>& lk, time_point until, bool cancellable) noexcept;
 
  private:
   waiter* head_ = nullptr;
