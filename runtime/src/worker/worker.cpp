@@ -232,7 +232,7 @@ runtime_impl::runtime_impl(runtime& s, options o) : self(s), opts(o) {
   std::vector<std::exception_ptr> errs(n);
   for (unsigned i = first; i < n; ++i) {
     worker& w = *workers[i];
-    w.thread = std::thread([this, &w, &ready, &errs, i] { worker_main(w, ready, errs[i]); });
+    w.thread = native_thread([this, &w, &ready, &errs, i] { worker_main(w, ready, errs[i]); });
   }
   int want = static_cast<int>(n - first);
   while (ready.load(std::memory_order_acquire) < want) ready.wait(ready.load());
@@ -247,7 +247,7 @@ runtime_impl::runtime_impl(runtime& s, options o) : self(s), opts(o) {
     if (const char* env = std::getenv("GREENRING_WATCHDOG_MS"); env && *env)
       watchdog_period = std::chrono::milliseconds(std::strtol(env, nullptr, 10));
   }
-  if (watchdog_period.count() > 0) watchdog = std::thread([this] { watchdog_main(); });
+  if (watchdog_period.count() > 0) watchdog = native_thread([this] { watchdog_main(); });
 }
 
 // The blocking watchdog: a plain thread that samples each worker's switch

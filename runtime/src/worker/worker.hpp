@@ -23,6 +23,8 @@
 #include "driver/driver.hpp"
 
 #include <greenring/detail/green_thread.hpp>
+
+#include "detail/native_thread.hpp"
 #include <greenring/runtime.hpp>
 #include <greenring/sync.hpp>
 
@@ -34,7 +36,6 @@
 #include <condition_variable>
 #include <mutex>
 #include <memory>
-#include <thread>
 #include <vector>
 
 namespace greenring::detail {
@@ -71,7 +72,7 @@ class worker {
 
   // Set up by the worker's thread before it reports ready.
   std::unique_ptr<driver> drv_;
-  std::thread thread;
+  native_thread thread;
   event stop;        // the runtime is shutting down
   event drained;     // live reached 0 after stop
   std::atomic<bool> stopping{false};
@@ -107,7 +108,7 @@ class runtime_impl {
   worker* pick_worker(int requested);
   void shutdown() noexcept;
 
-  std::thread watchdog;
+  native_thread watchdog;
   std::chrono::milliseconds watchdog_period{0};
   std::mutex watchdog_lk;
   std::condition_variable watchdog_cv;
