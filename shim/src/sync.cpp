@@ -112,6 +112,17 @@ void word_unlock(std::uint32_t* w, bool shared) noexcept {
 int mutex_lock(pthread_mutex_t* mp, time_point until, bool try_only) {
   glibc_mutex* m = M(mp);
   int type = m->kind & kKindMask;
+  if (type != PTHREAD_MUTEX_RECURSIVE && type != PTHREAD_MUTEX_ERRORCHECK && !(m->kind & kRobustBit)) {
+    // Normal and adaptive mutexes never ask who owns them: no identity lookup.
+    if (try_only) {
+      std::uint32_t c = 0;
+      if (!cas(&m->lock, c, 1)) return EBUSY;
+    } else if (int e = word_lock(&m->lock, until, pshared(m)); e) {
+      return e;
+    }
+    ++m->nusers;
+    return 0;
+  }
   std::uint32_t self = self_token();
   if (type == PTHREAD_MUTEX_RECURSIVE && static_cast<std::uint32_t>(m->owner) == self) {
     if (m->count == UINT_MAX) return EAGAIN;
