@@ -6,6 +6,7 @@
 #   BUILD_DIR  build directory (default: build)
 #   REPS       repetitions per benchmark (default: 5); medians are what bench/README.md quotes
 #   SKIP_BUILD=1  use the binaries already in $BUILD_DIR
+#   MICRO_BINARIES  space-separated subset of the binaries to build and run
 #   GREENRING_REV  commit to record in the header when the tree is not a git
 #                  checkout (e.g. a `git archive` snapshot)
 #
@@ -21,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 REPS=${REPS:-5}
-BINARIES=(micro_sched micro_io micro_memory interop_bench)
+read -ra BINARIES <<<"${MICRO_BINARIES:-micro_sched micro_io micro_memory interop_bench tls_bench}"
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DGREENRING_BENCH=ON >/dev/null
