@@ -141,6 +141,12 @@ class child {
   child(const child&) = delete;
   child& operator=(const child&) = delete;
   bool started() const { return pid_ > 0; }
+  // False once it has exited (reaped here).
+  bool running() {
+    if (pid_ <= 0) return false;
+    if (::waitpid(pid_, nullptr, WNOHANG) == pid_) pid_ = -1;
+    return pid_ > 0;
+  }
   // Exit status, or -1 if it did not exit within `limit` (it is then killed).
   int wait(std::chrono::milliseconds limit) {
     auto end = std::chrono::steady_clock::now() + limit;
@@ -162,11 +168,13 @@ class child {
 };
 
 // Polls a file until it contains `needle` (a child's "ready" line); false
-// after `limit`.
-inline bool wait_for_text(const std::string& file, const std::string& needle, std::chrono::milliseconds limit) {
+// after `limit`, or as soon as `c` (if given) has exited.
+inline bool wait_for_text(const std::string& file, const std::string& needle, std::chrono::milliseconds limit,
+                          child* c = nullptr) {
   auto end = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < end) {
     if (read_file(file).find(needle) != std::string::npos) return true;
+    if (c && !c->running()) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;

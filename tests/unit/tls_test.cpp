@@ -96,13 +96,20 @@ class TlsClient : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     ASSERT_TRUE(pki().ok) << "openssl CLI failed: " << gr_test::read_file(pki().dir + "/gen.log");
-    port_ = gr_test::free_port();
     out_ = pki().dir + "/s_server.out";
-    server_ = new gr_test::child({"openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port_), "-cert",
-                                  pki().cert, "-key", pki().key, "-www", "-alpn", "http/1.1"},
-                                 "", out_, pki().dir + "/s_server.err");
-    ASSERT_TRUE(server_->started());
-    ASSERT_TRUE(gr_test::wait_for_text(out_, "ACCEPT", 10s)) << gr_test::read_file(pki().dir + "/s_server.err");
+    // The port was free a moment ago; another test process may take it
+    // first (ctest -j), so a server that cannot bind is retried elsewhere.
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      port_ = gr_test::free_port();
+      server_ = new gr_test::child({"openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port_), "-cert",
+                                    pki().cert, "-key", pki().key, "-www", "-alpn", "http/1.1"},
+                                   "", out_, pki().dir + "/s_server.err");
+      ASSERT_TRUE(server_->started());
+      if (gr_test::wait_for_text(out_, "ACCEPT", 10s, server_)) return;
+      delete server_;
+      server_ = nullptr;
+    }
+    FAIL() << "openssl s_server did not start: " << gr_test::read_file(pki().dir + "/s_server.err");
   }
   static void TearDownTestSuite() {
     delete server_;

@@ -42,7 +42,8 @@
 //     the queue then belongs to nobody still waiting for it;
 //  2. before the BIO lets its green thread suspend it moves the queue's
 //     entries into the stream (ERR_get_error_all: code, file, line, function
-//     and text data) — the queue is then empty for whoever runs next;
+//     and text data, all copied: the strings belong to the queue slot) — the
+//     queue is then empty for whoever runs next;
 //  3. when it resumes it clears the queue (entries left there by other code
 //     that ran meanwhile are not ours) and pushes the saved entries back in
 //     their order (ERR_new, ERR_set_debug, ERR_set_error).
@@ -73,7 +74,7 @@ void stash_errors(stream::impl& s) {
     int flags = 0;
     unsigned long e = ERR_get_error_all(&file, &line, &func, &data, &flags);
     if (e == 0) return;
-    s.stash.push_back({e, file, line, func, (data && (flags & ERR_TXT_STRING)) ? data : ""});
+    s.stash.push_back({e, file ? file : "", line, func ? func : "", (data && (flags & ERR_TXT_STRING)) ? data : ""});
   }
 }
 
@@ -81,7 +82,7 @@ void restore_errors(stream::impl& s) {
   ERR_clear_error();
   for (const auto& x : s.stash) {
     ERR_new();
-    ERR_set_debug(x.file, x.line, x.func);
+    ERR_set_debug(x.file.c_str(), x.line, x.func.c_str());
     if (x.data.empty())
       ERR_set_error(ERR_GET_LIB(x.code), ERR_GET_REASON(x.code), nullptr);
     else

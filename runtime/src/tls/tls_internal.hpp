@@ -32,11 +32,14 @@ struct context::impl {
 // One OpenSSL error-queue entry, taken out of the OS thread's queue while its
 // green thread is suspended (see bio.cpp).
 struct saved_error {
+  // Copies: OpenSSL 3 duplicates file and function names into the queue
+  // entry and frees them when the slot is reused, so the pointers
+  // ERR_get_error_all hands out die with the entry.
   unsigned long code;
-  const char* file;  // static strings inside libcrypto/libssl
+  std::string file;
   int line;
-  const char* func;
-  std::string data;  // ERR_TXT_STRING data, copied
+  std::string func;
+  std::string data;  // ERR_TXT_STRING data
 };
 
 // Fields and who touches them: everything belongs to the one green thread that
