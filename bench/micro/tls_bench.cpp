@@ -98,9 +98,13 @@ struct server {
   }
 };
 
+// Created on first use, destroyed at the end of main: a runtime must not be
+// torn down by static destructors (Boost.Fiber's thread-locals of the main
+// thread may already be gone by then).
+std::unique_ptr<server> g_server;
 server& srv() {
-  static server s;
-  return s;
+  if (!g_server) g_server = std::make_unique<server>();
+  return *g_server;
 }
 
 int tcp_socket_connected(bool green) {
@@ -189,4 +193,11 @@ BENCHMARK_CAPTURE(os_thread_handshakes, any_cpu, false)->Name("handshakes/os_thr
 BENCHMARK_CAPTURE(os_thread_handshakes, one_cpu, true)->Name("handshakes/os_threads_blocking_one_cpu")->Arg(16)
     ->Arg(128)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  g_server.reset();
+  return 0;
+}
