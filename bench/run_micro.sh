@@ -37,7 +37,7 @@ tag=${RESULTS_TAG:-micro}
 out=bench/results/$tag-$day.txt
 {
   echo "# greenring micro-benchmarks, $(date -Is)"
-  echo "# command: bench/run_micro.sh $*  (BUILD_DIR=$BUILD_DIR REPS=$REPS)"
+  echo "# command: bench/run_micro.sh $*  (BUILD_DIR=$BUILD_DIR REPS=$REPS MICRO_BINARIES='${BINARIES[*]}' RESULTS_TAG=$tag)"
   if git rev-parse --git-dir >/dev/null 2>&1; then
     echo "# commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- runtime || echo ' (runtime/ has uncommitted changes)')"
   else
