@@ -16,8 +16,10 @@
 //    handshake with its own verify error and then succeeds one; B then gets
 //    exactly its own error.
 //  - Deadlines: a handshake against a TCP server that never speaks TLS times
-//    out; a read deadline leaves the stream usable. Cancellation of a green
-//    thread blocked in a TLS read throws greenring::cancelled.
+//    out; a read deadline leaves the stream usable; a write deadline returns
+//    the partial count and the next call reports timed_out. Cancellation of a
+//    green thread blocked in a TLS read throws greenring::cancelled.
+//  - A stream on a plain thread with no runtime (plain blocking syscalls).
 #include "helpers/test_util.hpp"
 #include "helpers/tls_util.hpp"
 
@@ -241,6 +243,16 @@ TEST_F(TlsClient, SessionResumedOnSecondConnection) {
     std::string page = get_page(s);
     EXPECT_NE(page.find("Reused, "), std::string::npos) << page.substr(0, 400);
   });
+}
+
+TEST_F(TlsClient, WorksOnAPlainThreadWithoutARuntime) {
+  auto ctx = client_ctx(true);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = gr_test::loopback(port_);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  tls::stream s(ctx, fd, tls::fd_ownership::owned);
+  s.connect("localhost", gr::after(kBound));
+  EXPECT_NE(get_page(s).find("</HTML>"), std::string::npos);
 }
 
 // ---- greenring server -------------------------------------------------------------------
@@ -570,6 +582,41 @@ TEST(TlsDeadline, ReadDeadlineLeavesTheStreamUsable) {
     EXPECT_EQ(s.read(buf, sizeof buf, gr::after(kBound)), 0u);
     srv.join();
     EXPECT_EQ(failures.load(), 0);
+  });
+}
+
+TEST(TlsDeadline, WriteDeadlineReturnsThePartialCountThenTheError) {
+  ASSERT_TRUE(pki().ok);
+  unsigned short port = 0;
+  gr_test::unique_fd l(gr_test::tcp_listen(port));
+  ASSERT_TRUE(l);
+  gr::run(opts(1), [&] {
+    auto sctx = server_ctx();
+    auto cctx = client_ctx(true);
+    gr::event written;
+    std::atomic<int> failures{0};
+    auto srv = gr::spawn([&] {
+      serve(l.get(), 1, sctx, [&](tls::stream&) { written.wait(); }, failures);  // never reads
+    });
+    tls::stream s(cctx, dial(port), tls::fd_ownership::owned);
+    s.connect("localhost", gr::after(kBound));
+    const std::string big(32 << 20, 'w');  // far more than both socket buffers hold
+    gr_test::stopwatch sw;
+    std::size_t n = s.write(big.data(), big.size(), gr::after(200ms));
+    EXPECT_GT(n, 0u);
+    EXPECT_LT(n, big.size());
+    EXPECT_LT(sw.elapsed_ms(), 10000);
+    std::error_code ec;
+    EXPECT_EQ(s.write("x", 1, ec), 0u);  // the stream is broken; the deadline is reported now
+    EXPECT_EQ(ec, std::errc::timed_out) << s.last_error();
+    try {
+      s.write("x", 1);
+      ADD_FAILURE() << "write on a broken stream succeeded";
+    } catch (const tls::error& e) {
+      EXPECT_EQ(e.code(), std::errc::timed_out) << e.what();
+    }
+    written.set();
+    srv.join();
   });
 }
 
