@@ -8,6 +8,8 @@
 #include <dlfcn.h>
 #include <linux/futex.h>
 #include <sys/auxv.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -139,31 +141,51 @@ fd_timeouts g_fds[kMaxFds];       // zero pages: costs RSS only where used
 
 fd_timeouts* fd_state(int fd) noexcept { return fd >= 0 && fd < kMaxFds ? &g_fds[fd] : nullptr; }
 
+namespace {
+constinit std::atomic<std::uint32_t> g_timeo_gen{1};
+
+std::uint64_t query_timeout(int fd, int name) noexcept {
+  timeval tv{};
+  socklen_t len = sizeof tv;
+  long r = detail::sys::raw(SYS_getsockopt, fd, SOL_SOCKET, name, detail::sys::L(&tv), detail::sys::L(&len));
+  if (r != 0) return 0;  // not a socket (ENOTSOCK), or closed: no timeout
+  return static_cast<std::uint64_t>(tv.tv_sec) * 1000000u + static_cast<std::uint64_t>(tv.tv_usec);
+}
+
+time_point deadline_for(int fd, bool rcv) noexcept {
+  auto* s = fd_state(fd);
+  if (!s) return time_point::max();
+  auto& gen = rcv ? s->rcv_gen : s->snd_gen;
+  auto& val = rcv ? s->rcv_us : s->snd_us;
+  std::uint32_t g = g_timeo_gen.load(std::memory_order_acquire);
+  std::uint64_t us;
+  if (gen.load(std::memory_order_acquire) != g) {
+    us = query_timeout(fd, rcv ? SO_RCVTIMEO : SO_SNDTIMEO);
+    val.store(us, std::memory_order_relaxed);
+    gen.store(g, std::memory_order_release);
+  } else {
+    us = val.load(std::memory_order_relaxed);
+  }
+  return us ? steady::now() + std::chrono::microseconds(us) : time_point::max();
+}
+}  // namespace
+
+void timeouts_changed() noexcept {
+  std::uint32_t g = g_timeo_gen.load(std::memory_order_relaxed);
+  std::uint32_t next;
+  do {
+    next = g + 1 == 0 ? 1 : g + 1;
+  } while (!g_timeo_gen.compare_exchange_weak(g, next, std::memory_order_acq_rel));
+}
+
 void fd_forget(int fd) noexcept {
   if (auto* s = fd_state(fd)) {
-    s->rcv_us.store(0, std::memory_order_relaxed);
-    s->snd_us.store(0, std::memory_order_relaxed);
+    s->rcv_gen.store(0, std::memory_order_release);
+    s->snd_gen.store(0, std::memory_order_release);
   }
 }
 
-void fd_copy(int from, int to) noexcept {
-  auto* a = fd_state(from);
-  auto* b = fd_state(to);
-  if (!b) return;
-  b->rcv_us.store(a ? a->rcv_us.load(std::memory_order_relaxed) : 0, std::memory_order_relaxed);
-  b->snd_us.store(a ? a->snd_us.load(std::memory_order_relaxed) : 0, std::memory_order_relaxed);
-}
-
-time_point recv_deadline(int fd) noexcept {
-  auto* s = fd_state(fd);
-  std::uint64_t us = s ? s->rcv_us.load(std::memory_order_relaxed) : 0;
-  return us ? steady::now() + std::chrono::microseconds(us) : time_point::max();
-}
-
-time_point send_deadline(int fd) noexcept {
-  auto* s = fd_state(fd);
-  std::uint64_t us = s ? s->snd_us.load(std::memory_order_relaxed) : 0;
-  return us ? steady::now() + std::chrono::microseconds(us) : time_point::max();
-}
+time_point recv_deadline(int fd) noexcept { return deadline_for(fd, true); }
+time_point send_deadline(int fd) noexcept { return deadline_for(fd, false); }
 
 }  // namespace greenring::shim

@@ -5,7 +5,8 @@
 //   pwritev pwritev64 preadv2 pwritev2 preadv64v2 pwritev64v2
 //   __read_chk __pread_chk __pread64_chk
 //   open open64 openat openat64 creat creat64 __open_2 __open64_2 __openat_2 __openat64_2
-//   close dup dup2 dup3 fcntl fcntl64 fsync fdatasync sendfile sendfile64
+//   close dup dup2 dup3 fcntl fcntl64 fsync fdatasync sendfile sendfile64 flock
+//   pipe pipe2 eventfd epoll_create epoll_create1 (only to forget cached per-fd state)
 //
 // On a green thread each call is greenring::io's (libc results, suspension
 // instead of blocking, regular files through io_uring), with SO_RCVTIMEO /
@@ -20,6 +21,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -245,19 +249,19 @@ GR_EXPORT int close(int fd) {
 
 GR_EXPORT int dup(int fd) {
   int r = GR_REAL(dup)(fd);
-  if (r >= 0 && enabled()) fd_copy(fd, r);
+  if (r >= 0 && enabled()) fd_forget(r);
   return r;
 }
 
 GR_EXPORT int dup2(int fd, int to) {
   int r = GR_REAL(dup2)(fd, to);
-  if (r >= 0 && enabled() && fd != to) fd_copy(fd, r);
+  if (r >= 0 && enabled() && fd != to) fd_forget(r);
   return r;
 }
 
 GR_EXPORT int dup3(int fd, int to, int flags) {
   int r = GR_REAL(dup3)(fd, to, flags);
-  if (r >= 0 && enabled()) fd_copy(fd, r);
+  if (r >= 0 && enabled()) fd_forget(r);
   return r;
 }
 
@@ -279,7 +283,7 @@ GR_EXPORT int fcntl(int fd, int cmd, ...) {
     }
   }
   int r = GR_REAL(fcntl)(fd, cmd, arg);
-  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && enabled()) fd_copy(fd, r);
+  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && enabled()) fd_forget(r);
   return r;
 }
 
@@ -306,3 +310,42 @@ GR_EXPORT ssize_t sendfile(int out, int in, off_t* off, size_t count) {
   return g_sendfile(out, in, off, count);
 }
 GR_EXPORT ssize_t sendfile64(int out, int in, off_t* off, size_t count) { return sendfile(out, in, off, count); }
+
+// A blocking flock would hold the worker: poll LOCK_NB with a growing pause.
+GR_EXPORT int flock(int fd, int op) {
+  if (!green() || (op & LOCK_NB) || (op & ~LOCK_NB) == LOCK_UN) return GR_REAL(flock)(fd, op);
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    int r = GR_REAL(flock)(fd, op | LOCK_NB);
+    if (r == 0 || errno != EWOULDBLOCK) return r;
+    greenring::this_fiber::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+}
+
+// New fd numbers: whatever was cached for a previous fd with the same number goes.
+GR_EXPORT int pipe(int fds[2]) {
+  int r = GR_REAL(pipe)(fds);
+  if (r == 0 && enabled()) fd_forget(fds[0]), fd_forget(fds[1]);
+  return r;
+}
+GR_EXPORT int pipe2(int fds[2], int flags) {
+  int r = GR_REAL(pipe2)(fds, flags);
+  if (r == 0 && enabled()) fd_forget(fds[0]), fd_forget(fds[1]);
+  return r;
+}
+GR_EXPORT int eventfd(unsigned init, int flags) {
+  int r = GR_REAL(eventfd)(init, flags);
+  if (r >= 0 && enabled()) fd_forget(r);
+  return r;
+}
+GR_EXPORT int epoll_create(int size) {
+  int r = GR_REAL(epoll_create)(size);
+  if (r >= 0 && enabled()) fd_forget(r);
+  return r;
+}
+GR_EXPORT int epoll_create1(int flags) {
+  int r = GR_REAL(epoll_create1)(flags);
+  if (r >= 0 && enabled()) fd_forget(r);
+  return r;
+}

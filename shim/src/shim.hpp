@@ -119,13 +119,19 @@ inline T fail(int e) noexcept {
 
 // Per-fd state the kernel does not let us read back cheaply: SO_RCVTIMEO /
 // SO_SNDTIMEO as deadlines for blocking calls on green threads.
+// Values are read from the kernel (getsockopt) the first time a green thread
+// uses the fd, then cached until a setsockopt of either timeout anywhere in
+// the process (a generation count: a socket may have several fds — dup,
+// SCM_RIGHTS) or until the fd number is closed or reused.
 struct fd_timeouts {
   std::atomic<std::uint64_t> rcv_us{0};
   std::atomic<std::uint64_t> snd_us{0};
+  std::atomic<std::uint32_t> rcv_gen{0};  // 0: not known
+  std::atomic<std::uint32_t> snd_gen{0};
 };
+void timeouts_changed() noexcept;  // a setsockopt(SO_RCVTIMEO/SO_SNDTIMEO) reached the kernel
 fd_timeouts* fd_state(int fd) noexcept;  // nullptr for fds beyond the table
 void fd_forget(int fd) noexcept;         // the fd number was closed or is new
-void fd_copy(int from, int to) noexcept; // dup: the new fd shares the socket
 // Deadline for a receive (or send) on fd: now + its timeout, or no deadline.
 time_point recv_deadline(int fd) noexcept;
 time_point send_deadline(int fd) noexcept;

@@ -6,9 +6,9 @@
 //
 // On a green thread: greenring::io's calls (suspend, don't block), deadlines
 // from SO_RCVTIMEO/SO_SNDTIMEO ending in EAGAIN (a timed-out blocking connect
-// in EINPROGRESS), as the kernel does. setsockopt reaches the kernel in every
-// case — getsockopt reads the values back from there — and records the two
-// timeouts for green calls. shutdown, getsockopt, bind, listen are not
+// in EINPROGRESS), as the kernel does. The timeouts are the kernel's own,
+// read back with getsockopt and cached (shim.hpp: fd_timeouts); setsockopt
+// only invalidates the cache. shutdown, getsockopt, bind, listen are not
 // intercepted: they never block.
 #include "shim.hpp"
 
@@ -79,14 +79,8 @@ GR_EXPORT int socketpair(int domain, int type, int proto, int sv[2]) {
 
 GR_EXPORT int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
   int r = GR_REAL(setsockopt)(fd, level, name, val, len);
-  if (r == 0 && enabled() && level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) &&
-      len >= sizeof(timeval)) {
-    if (auto* s = fd_state(fd)) {
-      auto* tv = static_cast<const timeval*>(val);
-      std::uint64_t us = static_cast<std::uint64_t>(tv->tv_sec) * 1000000u + static_cast<std::uint64_t>(tv->tv_usec);
-      (name == SO_RCVTIMEO ? s->rcv_us : s->snd_us).store(us, std::memory_order_relaxed);
-    }
-  }
+  if (r == 0 && enabled() && level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO))
+    timeouts_changed();  // every fd of this socket (dups, passed fds) reads the new value
   return r;
 }
 
@@ -144,10 +138,27 @@ GR_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int
   return recvfrom(fd, buf, n, flags, addr, alen);
 }
 
+// Descriptors passed with SCM_RIGHTS take fd numbers without any call of ours.
+static void forget_passed_fds(const msghdr* m) noexcept {
+  if (!m || !m->msg_control) return;
+  for (cmsghdr* c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(const_cast<msghdr*>(m), c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const int* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
+    for (std::size_t i = 0; i < n; ++i) fd_forget(fds[i]);
+  }
+}
+
 GR_EXPORT ssize_t recvmsg(int fd, msghdr* m, int flags) {
-  if (!green()) return GR_REAL(recvmsg)(fd, m, flags);
+  if (!green()) {
+    ssize_t r = GR_REAL(recvmsg)(fd, m, flags);
+    if (r >= 0 && enabled()) forget_passed_fds(m);
+    return r;
+  }
   time_point d = recv_deadline(fd);
-  return timeout_is(greenring::io::recvmsg(fd, m, flags, d), d, EAGAIN);
+  ssize_t r = timeout_is(greenring::io::recvmsg(fd, m, flags, d), d, EAGAIN);
+  if (r >= 0) forget_passed_fds(m);
+  return r;
 }
 
 GR_EXPORT int recvmmsg(int fd, mmsghdr* v, unsigned n, int flags, timespec* tmo) {

@@ -48,6 +48,7 @@ unsigned env_unsigned(const char* name) noexcept {
 
 int green_main(int argc, char** argv, char** envp) {
   detail::set_native_thread_functions(GR_REAL(pthread_create), GR_REAL(pthread_join));
+  install_cancel_hook();
   greenring::options o;
   o.adopt_calling_thread = true;
   o.workers = env_unsigned("GREENRING_WORKERS");

@@ -45,6 +45,7 @@
 #include <sys/resource.h>
 
 #include <climits>
+#include <csetjmp>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -87,6 +88,9 @@ struct gthread {
   int cancel_state = PTHREAD_CANCEL_ENABLE;
   int cancel_type = PTHREAD_CANCEL_DEFERRED;
   std::atomic<bool> cancel_pending{false};
+  // pthread_cleanup_push buffers of C code (glibc's setjmp-based form): newest first.
+  __pthread_unwind_buf_t* c_cleanup = nullptr;
+  void* exit_value = nullptr;
 };
 
 namespace {
@@ -273,7 +277,40 @@ int join_impl(pthread_t t, void** ret, time_point until, bool try_only) {
 
 }  // namespace
 
-[[noreturn]] void exit_green_thread(void* value) { throw thread_exit{value}; }
+namespace {
+
+// glibc keeps its own links in __pad; for green threads they are ours.
+inline __pthread_unwind_buf_t*& prev_of(__pthread_unwind_buf_t* b) noexcept {
+  return reinterpret_cast<__pthread_unwind_buf_t*&>(b->__pad[0]);
+}
+
+// Runs the newest C cleanup handler: longjmp into the frame that pushed it,
+// where glibc's macro calls the routine and then __pthread_unwind_next.
+[[noreturn]] void run_c_cleanup(gthread* r) {
+  void* top = r->c_cleanup->__cancel_jmp_buf;  // a __jmp_buf_tag without its signal mask
+  std::longjmp(*static_cast<std::jmp_buf*>(top), 1);
+}
+
+void cancel_hook(detail::gt_base* gt) {
+  auto* r = static_cast<gthread*>(gt->user);
+  if (!r || !r->c_cleanup) return;  // plain exception unwinding will do
+  r->exit_value = PTHREAD_CANCELED;
+  run_c_cleanup(r);
+}
+
+}  // namespace
+
+void install_cancel_hook() noexcept { detail::set_cancel_hook(&cancel_hook); }
+
+[[noreturn]] void exit_green_thread(void* value) {
+  gthread* r = current_record();
+  if (r && r->c_cleanup) {
+    r->exit_value = value;
+    run_c_cleanup(r);
+  }
+  throw thread_exit{value};
+}
+
 
 // main() as a green thread on worker 0; never returns (the green thread ends the
 // process with exit(), as __libc_start_main would).
@@ -565,4 +602,32 @@ GR_EXPORT int pthread_getcpuclockid(pthread_t t, clockid_t* clk) {
   if (!tagged(t)) return GR_REAL(pthread_getcpuclockid)(t, clk);
   gthread* r = rec_of(t);
   return r ? GR_REAL(pthread_getcpuclockid)(r->worker_thread, clk) : ESRCH;
+}
+
+// ---- C cleanup handlers (pthread_cleanup_push in C without -fexceptions) -------------
+
+GR_EXPORT void __pthread_register_cancel(__pthread_unwind_buf_t* buf) {
+  gthread* r = current_record();
+  if (!r) return GR_REAL_T(void (*)(__pthread_unwind_buf_t*), "__pthread_register_cancel")(buf);
+  prev_of(buf) = r->c_cleanup;
+  r->c_cleanup = buf;
+}
+
+GR_EXPORT void __pthread_unregister_cancel(__pthread_unwind_buf_t* buf) {
+  gthread* r = current_record();
+  if (!r) return GR_REAL_T(void (*)(__pthread_unwind_buf_t*), "__pthread_unregister_cancel")(buf);
+  r->c_cleanup = prev_of(buf);
+}
+
+// Called by glibc's pthread_cleanup_push macro after a handler ran during an exit:
+// on to the next older handler, and after the last, the ordinary exit unwind.
+GR_EXPORT void __pthread_unwind_next(__pthread_unwind_buf_t* buf) {
+  gthread* r = current_record();
+  if (!r) {
+    GR_REAL_T(void (*)(__pthread_unwind_buf_t*), "__pthread_unwind_next")(buf);
+    __builtin_unreachable();
+  }
+  r->c_cleanup = prev_of(buf);
+  if (r->c_cleanup) run_c_cleanup(r);
+  throw thread_exit{r->exit_value};
 }

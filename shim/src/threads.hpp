@@ -4,4 +4,5 @@
 namespace greenring::shim {
 [[noreturn]] void run_main_green(int (*main_fn)(int, char**, char**), int argc, char** argv, char** envp);
 [[noreturn]] void exit_green_thread(void* value);
+void install_cancel_hook() noexcept;
 }  // namespace greenring::shim

@@ -78,8 +78,14 @@ void request_cancel(gt_base* gt) noexcept {
   if (gt->current_parker) gt->current_parker->unpark(wake::cancelled);
 }
 
+std::atomic<void (*)(gt_base*)> g_cancel_hook{nullptr};
+
+void set_cancel_hook(void (*hook)(gt_base*)) noexcept { g_cancel_hook.store(hook, std::memory_order_release); }
+
 [[noreturn]] void throw_cancelled() {
-  if (gt_base* gt = current_gt()) gt->cancel_requested.store(false, std::memory_order_relaxed);
+  gt_base* gt = current_gt();
+  if (gt) gt->cancel_requested.store(false, std::memory_order_relaxed);
+  if (auto* hook = g_cancel_hook.load(std::memory_order_acquire); hook && gt) hook(gt);  // may not return
   throw cancelled();
 }
 

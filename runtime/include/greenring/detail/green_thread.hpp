@@ -171,5 +171,10 @@ boost::intrusive_ptr<boost::fibers::context> make_green_thread(runtime_impl& rt,
 wake join_wait(gt_base* gt, time_point until, bool cancellable) noexcept;
 void request_cancel(gt_base* gt) noexcept;
 [[noreturn]] void throw_cancelled();
+// Called by throw_cancelled before it throws (the request already consumed);
+// it may leave by longjmp. The LD_PRELOAD shim runs C programs'
+// pthread_cleanup_push handlers this way (they are setjmp-based, invisible to
+// the exception unwinder). At most one hook; nullptr removes it.
+void set_cancel_hook(void (*hook)(gt_base*)) noexcept;
 
 }  // namespace greenring::detail
