@@ -3,6 +3,9 @@
 #
 #   shim_init LAUNCHER PRELOAD    once
 #   shim_run WORKERS CMD...       runs CMD under the shim (with `timeout`)
+#   shim_exec WORKERS CMD...      the same, replacing the calling (sub)shell,
+#                                 so `( shim_exec ... ) &` gives a pid that a
+#                                 kill reaches (timeout passes it on)
 #
 # Normally this is the launcher (`greenring run --workers N [--backend B] --`),
 # exactly as a user would run it. GREENRING_BACKEND from the environment is
@@ -32,18 +35,20 @@ shim_init() {
 
 shim_sanitized() { [[ -n $shim_san_preload ]]; }
 
-shim_run() {
+shim_run() { (shim_exec "$@"); }
+
+shim_exec() {
   local workers=$1
   shift
   if shim_sanitized; then
-    timeout -k 5 "$shim_run_timeout" env \
+    exec timeout -k 5 "$shim_run_timeout" env \
       ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=0:detect_stack_use_after_return=0:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
       GREENRING_WORKERS="$workers" ${GREENRING_BACKEND:+GREENRING_BACKEND="$GREENRING_BACKEND"} \
       LD_PRELOAD="${shim_san_preload}${shim_preload}" "$@"
   else
     local backend=()
     [[ -n ${GREENRING_BACKEND:-} ]] && backend=(--backend "$GREENRING_BACKEND")
-    timeout -k 5 "$shim_run_timeout" "$shim_launcher" run --workers "$workers" "${backend[@]}" -- "$@"
+    exec timeout -k 5 "$shim_run_timeout" "$shim_launcher" run --workers "$workers" "${backend[@]}" -- "$@"
   fi
 }
 
