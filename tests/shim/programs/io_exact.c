@@ -5,12 +5,15 @@
  * dup/dup2/dup3 (lowest fd, shared offsets, atomic replacement, CLOEXEC),
  * pipe2 flags, eventfd counter and semaphore modes (and a blocked eventfd read
  * woken by another thread), sendfile with and without an offset, EPIPE, and
- * socketpair shutdown semantics. Lengths are run-time values so the
+ * socketpair shutdown semantics, shutdown() ending another thread's blocked
+ * accept/recv. Lengths are run-time values so the
  * -D_FORTIFY_SOURCE build goes through __read_chk, __pread_chk, __recv_chk. */
 #define _GNU_SOURCE
 #include "check.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -231,8 +234,41 @@ static void test_eventfd(void) {
   close(e);
 }
 
+/* shutdown() from another thread ends a blocked accept (EINVAL) and a
+ * blocked recv (0): the classic way to stop a server thread. */
+static int sd_listener, sd_pair[2];
+static void* blocked_accept(void* a) {
+  (void)a;
+  CHECK_ERR(accept(sd_listener, NULL, NULL), EINVAL);
+  return NULL;
+}
+static void* blocked_recv(void* a) {
+  (void)a;
+  char c;
+  CHECK(recv(sd_pair[0], &c, 1, 0) == 0);
+  return NULL;
+}
+
+static void test_shutdown_wakes(void) {
+  sd_listener = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  CHECK(bind(sd_listener, (struct sockaddr*)&sa, sizeof sa) == 0 && listen(sd_listener, 4) == 0);
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sd_pair) == 0);
+  pthread_t a, r;
+  CHECK_RC(pthread_create(&a, NULL, blocked_accept, NULL), 0);
+  CHECK_RC(pthread_create(&r, NULL, blocked_recv, NULL), 0);
+  usleep(100 * 1000);
+  CHECK(shutdown(sd_listener, SHUT_RDWR) == 0);
+  CHECK(shutdown(sd_pair[0], SHUT_RD) == 0);
+  CHECK_RC(pthread_join(a, NULL), 0);
+  CHECK_RC(pthread_join(r, NULL), 0);
+  printf("shutdown from another thread: blocked accept EINVAL, blocked recv 0\n");
+  close(sd_listener), close(sd_pair[0]), close(sd_pair[1]);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
+  test_shutdown_wakes();
   test_pipe_socketpair();
   test_files();
   test_eventfd();

@@ -10,11 +10,14 @@
  *  - rwlock: concurrent readers, trywrlock/tryrdlock EBUSY, writers keeping an
  *    invariant readers verify;
  *  - barrier: exactly one PTHREAD_BARRIER_SERIAL_THREAD per round;
- *  - spinlock stress. */
+ *  - spinlock stress;
+ *  - objects initialised by libc rather than pthread_*_init (the _NP static
+ *    initialisers, a sem_open semaphore). */
 #define _GNU_SOURCE
 #include "check.h"
 
 #include <pthread.h>
+#include <fcntl.h>
 #include <semaphore.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -367,7 +370,46 @@ static void test_spinlock(void) {
   CHECK(spin_counter == (long)NT * SPIN_ITERS);
 }
 
+/* Objects libc initialised, not pthread_*_init: the _NP static initialisers
+ * and a named semaphore from sem_open, used from two threads. */
+static pthread_mutex_t np_rec = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static pthread_mutex_t np_err = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
+static sem_t* named;
+static void* named_poster(void* a) {
+  (void)a;
+  usleep(20 * 1000);
+  CHECK(sem_post(named) == 0);
+  return NULL;
+}
+
+static void test_libc_initialised(void) {
+  CHECK_RC(pthread_mutex_lock(&np_rec), 0);
+  CHECK_RC(pthread_mutex_lock(&np_rec), 0);
+  CHECK_RC(pthread_mutex_unlock(&np_rec), 0);
+  CHECK_RC(pthread_mutex_unlock(&np_rec), 0);
+  CHECK_RC(pthread_mutex_lock(&np_err), 0);
+  CHECK_RC(pthread_mutex_lock(&np_err), EDEADLK);
+  CHECK_RC(pthread_mutex_unlock(&np_err), 0);
+  char name[64];
+  snprintf(name, sizeof name, "/sync_pthread.%d", (int)getpid());
+  named = sem_open(name, O_CREAT | O_EXCL, 0600, 2);
+  CHECK(named != SEM_FAILED);
+  if (named == SEM_FAILED) return;
+  sem_unlink(name);
+  CHECK(sem_trywait(named) == 0 && sem_trywait(named) == 0);
+  CHECK_ERR(sem_trywait(named), EAGAIN);
+  pthread_t t;
+  CHECK_RC(pthread_create(&t, NULL, named_poster, NULL), 0);
+  CHECK(sem_wait(named) == 0);
+  CHECK_RC(pthread_join(t, NULL), 0);
+  int v = -1;
+  CHECK(sem_getvalue(named, &v) == 0 && v == 0);
+  sem_close(named);
+  printf("_NP static mutex initialisers and sem_open semaphore: checked\n");
+}
+
 int main(void) {
+  test_libc_initialised();
   test_mutexes();
   test_condvars();
   test_semaphores();
