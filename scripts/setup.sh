@@ -9,6 +9,7 @@ packages=(
   liburing-dev libc-ares-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dnsmasq-base wrk curl openssl python3 procps
+  perl sqlite3 binutils
 )
 
 # One dpkg-query for all packages; anything not reported as "ii" (wanted and
