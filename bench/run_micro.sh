@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 REPS=${REPS:-5}
-BINARIES=(micro_sched micro_io micro_memory interop_bench)
+BINARIES=(micro_sched micro_io micro_memory interop_bench dns_bench)
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DGREENRING_BENCH=ON >/dev/null

@@ -9,8 +9,8 @@
 //     shim to forward green callers to.
 //
 // Callers: from a green thread a lookup parks that green thread only. From a
-// plain OS thread it uses a private, temporary c-ares channel and blocks that
-// thread in ppoll (raw syscalls); glibc is never called on that path (except
+// plain OS thread it uses that thread's own c-ares channel (kept per thread)
+// and blocks the thread in ppoll (raw syscalls); glibc is never called on that path (except
 // when must_fall_back() says so, see below), so results do not depend on who
 // asks.
 #pragma once

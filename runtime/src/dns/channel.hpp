@@ -4,7 +4,8 @@
 // c-ares 1.18 channels are not thread-safe, and green threads never migrate,
 // so each worker owns one channel (thread_local, created on first use) and
 // only that worker's thread ever touches it. A plain OS thread that resolves
-// gets a private channel for the one lookup (see wait()).
+// gets its own blocking channel, kept per thread (source.cpp), driven by ppoll
+// in wait(). Both read GREENRING_DNS_SERVERS and RES_OPTIONS when created.
 //
 // # Who drives the sockets
 // A per-worker *pump* green thread, spawned when a query is issued and no

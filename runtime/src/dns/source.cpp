@@ -1,10 +1,11 @@
 // dns/source.cpp: one name (or address) through the hosts: sources in
 // nsswitch order, as glibc's NSS loop does with the default actions: the first
 // source that finds something ends the walk; NOTFOUND and UNAVAIL go on.
-// The DNS source is a c-ares query on the calling worker's channel, or on a
-// private blocking channel for a plain OS thread (channel.hpp).
+// The DNS source is a c-ares query on the calling worker's channel, or on the
+// calling plain OS thread's own blocking channel (channel.hpp).
 #include "dns/lookup.hpp"
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -44,14 +45,29 @@ bool files_addr(const address& a, host_answer& out) {
   return false;
 }
 
+// A plain OS thread's channel: kept per thread, driven by ppoll in wait().
+// Rebuilt when GREENRING_DNS_SERVERS or RES_OPTIONS changed since it was made.
+channel* blocking_channel() {
+  struct cached {
+    std::unique_ptr<channel> ch;
+    std::string servers, options;
+  };
+  thread_local cached c;
+  const char* sv = std::getenv("GREENRING_DNS_SERVERS");
+  const char* op = std::getenv("RES_OPTIONS");
+  std::string servers = sv ? sv : "", options = op ? op : "";
+  if (!c.ch || c.servers != servers || c.options != options) {
+    c.ch = std::make_unique<channel>(false);
+    c.servers = std::move(servers);
+    c.options = std::move(options);
+  }
+  return c.ch.get();
+}
+
 template <class Start>
 int run_query(time_point until, host_answer& out, Start start) {
   channel* ch = channel::for_this_worker();
-  std::unique_ptr<channel> own;
-  if (!ch) {
-    own = std::make_unique<channel>(false);
-    ch = own.get();
-  }
+  if (!ch) ch = blocking_channel();
   if (ch->init_status() != ARES_SUCCESS) return ch->init_status();
   auto q = std::make_unique<query>();
   start(*ch, *q);
