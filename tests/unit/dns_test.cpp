@@ -527,7 +527,7 @@ TEST(DnsDelayServer, ThousandConcurrentLookupsTakeAboutOneRoundTrip) {
   gr::event gate;
   std::vector<gr::join_handle<void>> hs;
   for (int i = 0; i < kConcurrent; ++i) {
-    hs.push_back(gr::spawn_on(0, [&] {
+    hs.push_back(gr::spawn_on(0, [&, i] {
       ++started;
       gate.wait();
       try {
