@@ -343,8 +343,9 @@ wake channel::wait_blocking(query& q, time_point until) {
 wake channel::wait(query& q, time_point until) {
   if (!green_ || !pump_running_) {
     if (!green_) return wait_blocking(q, until);
-    // green, but no pump could be spawned: drive from here (the worker still
-    // runs others: wait_blocking would not, so poll via a one-shot pump pass).
+    // Green, no pump running: start one. Only if that fails (no stack could
+    // be mapped) does this green thread drive the channel itself with ppoll,
+    // blocking its worker for the lookup rather than failing it.
     issued();
     if (!pump_running_) return wait_blocking(q, until);
   }
