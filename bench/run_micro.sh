@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 REPS=${REPS:-5}
-read -ra BINARIES <<<"${MICRO_BINARIES:-micro_sched micro_io micro_memory interop_bench tls_bench}"
+read -ra BINARIES <<<"${MICRO_BINARIES:-micro_sched micro_io micro_memory interop_bench tls_bench dns_bench}"
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DGREENRING_BENCH=ON >/dev/null
