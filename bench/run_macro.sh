@@ -259,7 +259,7 @@ verdict() {  # verdict VALUE OP BOUND
   echo "# greenring macro benchmark (legacy_server), $(date -Is)"
   echo "# command: BUILD_DIR=$BUILD_DIR DURATION=$DURATION WARMUP=$WARMUP RUNS=$RUNS DELAY_MS=$DELAY_MS WORKERS=$WORKERS WRK_TIMEOUT=$WRK_TIMEOUT CASES=\"$CASES\" SERVERS=\"$SERVERS\" bench/run_macro.sh"
   if git rev-parse --git-dir >/dev/null 2>&1; then
-    echo "# commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (uncommitted changes)')"
+    echo "# commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/results' || echo ' (uncommitted changes)')"
   fi
   echo "# host: $(nproc) vCPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r); wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
   echo "# load average before: $load_before, after: $load_after"
