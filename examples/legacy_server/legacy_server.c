@@ -289,8 +289,13 @@ int main(int argc, char** argv) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
+        continue;
       }
-      continue; /* EINTR, ECONNABORTED, or backed off */
+      if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK || errno == EFAULT) {
+        perror("legacy_server: accept");
+        return 1;
+      }
+      continue; /* EINTR, ECONNABORTED, and the network errors accept(2) says to treat like EAGAIN */
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (pool > 0) {
