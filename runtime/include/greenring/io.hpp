@@ -43,6 +43,8 @@ ssize_t readv(int fd, const iovec* iov, int iovcnt, deadline until = no_deadline
 ssize_t writev(int fd, const iovec* iov, int iovcnt, deadline until = no_deadline);
 ssize_t pread(int fd, void* buf, size_t n, off_t off, deadline until = no_deadline);
 ssize_t pwrite(int fd, const void* buf, size_t n, off_t off, deadline until = no_deadline);
+ssize_t preadv(int fd, const iovec* iov, int iovcnt, off_t off, deadline until = no_deadline);
+ssize_t pwritev(int fd, const iovec* iov, int iovcnt, off_t off, deadline until = no_deadline);
 
 ssize_t recv(int fd, void* buf, size_t n, int flags, deadline until = no_deadline);
 ssize_t send(int fd, const void* buf, size_t n, int flags, deadline until = no_deadline);

@@ -444,6 +444,26 @@ ssize_t pread(int fd, void* buf, size_t n, off_t off, deadline until) {
   return finish<ssize_t>(r, why);
 }
 
+ssize_t preadv(int fd, const iovec* iov, int iovcnt, off_t off, deadline until) {
+  if (off < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  wake why = wake::none;
+  ssize_t r = g_readv(fd, iov, iovcnt, static_cast<std::uint64_t>(off), until, why);  // before finish() reads `why`
+  return finish<ssize_t>(r, why);
+}
+
+ssize_t pwritev(int fd, const iovec* iov, int iovcnt, off_t off, deadline until) {
+  if (off < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  wake why = wake::none;
+  ssize_t r = g_writev(fd, iov, iovcnt, static_cast<std::uint64_t>(off), until, why);  // before finish() reads `why`
+  return finish<ssize_t>(r, why);
+}
+
 ssize_t write(int fd, const void* buf, size_t n, deadline until) {
   wake why = wake::none;
   iovec iov{const_cast<void*>(buf), n};
@@ -582,3 +602,58 @@ int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* o
 }
 
 }  // namespace greenring::io
+
+namespace greenring::detail {
+
+int wait_any(const pollfd* fds, nfds_t n, time_point until) noexcept {
+  worker* w = current_worker();
+  if (!w || !current_gt()) return -EPERM;
+  constexpr nfds_t kInline = 8;
+  io_op inline_ops[kInline];
+  std::vector<io_op> heap;
+  io_op* ops = inline_ops;
+  if (n > kInline) {
+    try {
+      heap.resize(n);
+    } catch (...) {
+      return -ENOMEM;
+    }
+    ops = heap.data();
+  }
+  parker p;
+
+  for (nfds_t i = 0; i < n; ++i) {
+    if (fds[i].fd < 0) continue;
+    io_op& op = ops[i];
+    op.kind = op_kind::poll;
+    op.fd = fds[i].fd;
+    op.events = static_cast<short>(fds[i].events | POLLERR | POLLHUP);
+    op.waiter = &p;
+    w->drv().start(&op);
+
+  }
+  wake why = park(p, until, true);  // nothing started: a plain sleep to the deadline
+  bool any = false;
+  for (nfds_t i = 0; i < n; ++i) {
+    if (fds[i].fd < 0) continue;
+    if (ops[i].done) {
+      any = any || ops[i].res > 0;
+      continue;
+    }
+    w->drv().cancel(&ops[i]);
+  }
+  for (nfds_t i = 0; i < n; ++i) {
+    if (fds[i].fd < 0) continue;
+    while (!ops[i].done) {
+      parker p2;
+      ops[i].waiter = &p2;
+      park(p2, time_point::max(), false);
+    }
+    any = any || ops[i].res > 0 || (ops[i].res < 0 && ops[i].res != -ECANCELED);
+  }
+  if (any || why == wake::signalled) return 1;
+  if (why == wake::cancelled) return -ECANCELED;
+  return 0;
+}
+
+}  // namespace greenring::detail

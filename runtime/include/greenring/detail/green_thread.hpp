@@ -66,6 +66,10 @@ struct gt_base : boost::fibers::fiber_properties {
 
   gt_base* live_prev = nullptr;
   gt_base* live_next = nullptr;
+
+  // Owned by whoever spawned the green thread outside the public API (the
+  // LD_PRELOAD shim keeps its pthread record here); the runtime never reads it.
+  void* user = nullptr;
 };
 
 template <class T>
@@ -110,13 +114,15 @@ struct stack_lease {
 
 template <class R, class F>
 boost::intrusive_ptr<boost::fibers::context> make_green_thread(runtime_impl& rt, int worker, F&& fn,
-                                                               gt_state<R>*& out) {
+                                                               gt_state<R>*& out, std::size_t stack_bytes = 0,
+                                                               void* user = nullptr) {
   using state_t = gt_state<R>;
-  stack_region region = acquire_stack(stack_size(rt));
+  stack_region region = acquire_stack(stack_bytes ? stack_bytes : stack_size(rt));
   auto top = reinterpret_cast<std::uintptr_t>(region.hi);
   auto* st_addr = reinterpret_cast<void*>((top - sizeof(state_t)) & ~std::uintptr_t(63));
   state_t* st = new (st_addr) state_t();
   st->stack = region;
+  st->user = user;
   stack_lease lease{region, {}};
   lease.sctx.sp = st_addr;
   lease.sctx.size = static_cast<std::size_t>(static_cast<char*>(st_addr) - region.lo);
