@@ -38,9 +38,10 @@
 # kernel spends on its sockets; wrk and the backend run on the same 2 vCPUs
 # and are not counted. Nothing is pinned.
 #
-# Warm-up: WARMUP seconds of the same load before the window (its connections
-# are closed, so thread-per-connection rows start their threads again in the
-# window, from glibc's stack cache); the pool row warms up with 10 connections
+# Warm-up: WARMUP seconds of the same load before the window, then a wait until
+# the server has closed every warm-up connection (drain()); the window's
+# connections are new, so thread-per-connection rows start their threads again
+# in it (from glibc's stack cache). The pool row warms up with 10 connections
 # (see measure()).
 #
 # Targets (issue 5, 1 worker) are printed PASS/MISS; they are informational
@@ -144,6 +145,22 @@ sample() {
   done
 }
 
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# drain PID FDS0: wait (at most 60 s) until the server has closed the warm-up's
+# connections, i.e. is back to FDS0 (+4 for fds a runtime opens lazily).
+# wrk closes its connections with requests still pending; a server that is
+# still answering them (each owes a backend round trip in the latency case)
+# would otherwise spend the measured window on the warm-up's leftovers.
+drain() {
+  local pid=$1 fds0=$2 i
+  for ((i = 0; i < 600; i++)); do
+    (($(fd_count "$pid") <= fds0 + 4)) && return 0
+    sleep 0.1
+  done
+  echo "run_macro: server $pid still holds $(fd_count "$pid") fds 60 s after the warm-up (had $fds0)" >&2
+}
+
 to_ms() {  # wrk latency "12.34ms" / "560.00us" / "1.20s" -> ms
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
 }
@@ -171,7 +188,10 @@ measure() {
   # round trip: warm the pool with as many connections as it has threads.
   local warm=$conns
   [[ $key == */pool10/* ]] && warm=10
+  local fds0
+  fds0=$(fd_count "$pid")
   wrk -t"$threads" -c"$warm" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+  drain "$pid" "$fds0"
   local c0 c1
   c0=$(cpu_ticks "$pid")
   sample "$pid" "$tmp/sample" &
@@ -203,6 +223,7 @@ measure() {
   mem=$(awk -v h="$hwm" -v km="$kmem" 'BEGIN { printf "%.1f", h / 1024 + km }')
   local m v
   for m in rps p99 errs cpu th hwm kmem mem; do
+    [[ $m == p99 && $reqs == 0 ]] && continue  # no completed request: no latency to report
     case $m in
       rps) v=$rps ;; p99) v=$p99 ;; errs) v=$errs ;; cpu) v=$cpu_us ;; th) v=$th ;;
       hwm) v=$(awk -v h="$hwm" 'BEGIN { printf "%.1f", h / 1024 }') ;; kmem) v=$kmem ;; mem) v=$mem ;;
