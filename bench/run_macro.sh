@@ -30,7 +30,8 @@
 # and non-2xx answers; the server's CPU time per request = (utime+stime of the
 # server process, all threads, /proc/PID/stat) over the measured window ÷ the
 # requests wrk completed in it; peak RSS (VmHWM); the peak thread count and
-# page-table size (VmPTE) sampled every 0.2 s during the window; kernel memory
+# page-table size (VmPTE) sampled every 0.2 s during the window; CPUs = the
+# server's CPU time ÷ the window (how much of the machine it got); kernel memory
 # = peak threads × 16 KiB kernel stack (THREAD_SIZE on x86-64 and arm64) +
 # VmPTE; mem = VmHWM + kernel memory. Socket buffers are not counted (they
 # depend on the connections, not the server's threading, and are the same for
@@ -140,7 +141,7 @@ sample() {
     p=$(status_kib "$pid" VmPTE 2>/dev/null || echo 0)
     ((${t:-0} > th)) && th=$t
     ((${p:-0} > pte)) && pte=$p
-    echo "$th $pte" >"$out"
+    echo "$th $pte" >"$out.tmp" && mv -f "$out.tmp" "$out"  # never a half-written file for the reader
     sleep 0.2
   done
 }
@@ -194,6 +195,7 @@ measure() {
   drain "$pid" "$fds0"
   local c0 c1
   c0=$(cpu_ticks "$pid")
+  echo "$(status_kib "$pid" Threads) $(status_kib "$pid" VmPTE)" >"$tmp/sample"
   sample "$pid" "$tmp/sample" &
   local spid=$!
   wrk -t"$threads" -c"$conns" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" --latency "$url" >"$tmp/wrk.out" 2>&1 || true
@@ -222,10 +224,12 @@ measure() {
   kmem=$(awk -v t="$th" -v p="$pte" -v k="$KSTACK_KIB" 'BEGIN { printf "%.1f", (t * k + p) / 1024 }')
   mem=$(awk -v h="$hwm" -v km="$kmem" 'BEGIN { printf "%.1f", h / 1024 + km }')
   local m v
-  for m in rps p99 errs cpu th hwm kmem mem; do
+  local util
+  util=$(awk -v d="$((c1 - c0))" -v hz="$clk_tck" -v t="$DURATION" 'BEGIN { printf "%.2f", d / hz / t }')
+  for m in rps p99 errs cpu util th hwm kmem mem; do
     [[ $m == p99 && $reqs == 0 ]] && continue  # no completed request: no latency to report
     case $m in
-      rps) v=$rps ;; p99) v=$p99 ;; errs) v=$errs ;; cpu) v=$cpu_us ;; th) v=$th ;;
+      rps) v=$rps ;; p99) v=$p99 ;; errs) v=$errs ;; cpu) v=$cpu_us ;; util) v=$util ;; th) v=$th ;;
       hwm) v=$(awk -v h="$hwm" 'BEGIN { printf "%.1f", h / 1024 }') ;; kmem) v=$kmem ;; mem) v=$mem ;;
     esac
     M["$key $m"]+="$v "
@@ -286,8 +290,9 @@ verdict() {  # verdict VALUE OP BOUND
   echo "# load average before: $load_before, after: $load_after"
   ((shim)) || echo "# shim not built: shim rows and their ratios are missing"
   echo "# medians of $RUNS run(s) per column; cpu = server utime+stime per request; kmem = peak threads x ${KSTACK_KIB} KiB + VmPTE;"
-  echo "# mem = VmHWM + kmem (socket buffers not counted); errors = wrk socket errors + non-2xx"
-  printf '%-8s %-8s %6s %11s %9s %7s %10s %8s %9s %9s %9s\n' case server conns "req/s" "p99 ms" errors "cpu us/req" threads "RSS MiB" "kmem MiB" "mem MiB"
+  echo "# mem = VmHWM + kmem (socket buffers not counted); errors = wrk socket errors + non-2xx;"
+  echo "# CPUs = server CPU time / window: on a shared machine a 1-thread server gets a smaller share than a 1,000-thread one"
+  printf '%-8s %-8s %6s %11s %9s %7s %10s %5s %8s %9s %9s %9s\n' case server conns "req/s" "p99 ms" errors "cpu us/req" CPUs threads "RSS MiB" "kmem MiB" "mem MiB"
   for key in "${rows[@]}"; do
     IFS=/ read -r case server conns <<<"$key"
     [[ " $SERVERS " == *" $server "* ]] || continue
@@ -295,8 +300,8 @@ verdict() {  # verdict VALUE OP BOUND
       printf '%-8s %-8s %6s %s\n' "$case" "$server" "$conns" "$([[ $server == shim && $shim == 0 ]] && echo 'shim not built' || echo 'failed')"
       continue
     fi
-    printf '%-8s %-8s %6s %11.0f %9s %7s %10s %8s %9s %9s %9s\n' "$case" "$server" "$conns" "$(get "$key" rps)" \
-      "$(get "$key" p99)" "$(get "$key" errs)" "$(get "$key" cpu)" "$(get "$key" th)" "$(get "$key" hwm)" \
+    printf '%-8s %-8s %6s %11.0f %9s %7s %10s %5s %8s %9s %9s %9s\n' "$case" "$server" "$conns" "$(get "$key" rps)" \
+      "$(get "$key" p99)" "$(get "$key" errs)" "$(get "$key" cpu)" "$(get "$key" util)" "$(get "$key" th)" "$(get "$key" hwm)" \
       "$(get "$key" kmem)" "$(get "$key" mem)"
   done
   echo

@@ -29,16 +29,20 @@ sed -n '/^case /,/^targets/p' "$out" | sed '$d'
 cat <<'TEXT'
 
 What happened: plain, legacy_server starts one OS thread per connection, so
-1,000 connections are 1,000 kernel threads, each with its own stack, kernel
-stack and scheduler entity; every blocking read or backend round trip is a
-context switch through the kernel scheduler. Under `greenring run`, the same
-binary's pthread_create makes a green thread instead: its blocking read, write
-and accept suspend only that green thread while one worker's io_uring ring
-waits for all of them, so the process runs a handful of OS threads whatever
-the connection count, switches between connections in user space, and each
-idle connection costs a small green stack instead of a thread. No line of the
-server changed, and it was not recompiled. Numbers on a shared 2-vCPU machine
-are noisy; bench/run_macro.sh measures the full matrix (50/1,000 hello
-connections, 100/1,000/5,000 latency connections, the io_uring ceiling and a
-10-thread pool) with medians over repeated runs.
+1,000 connections are 1,000 kernel threads, each with a kernel stack (16 KiB,
+the "kmem" column), page tables and a scheduler entity, and every blocking
+read or backend round trip sleeps and wakes through the kernel scheduler.
+Under `greenring run`, the same binary's pthread_create makes a green thread
+instead: its blocking read, write and accept suspend only that green thread
+while one worker's io_uring ring waits for all of them, so the process runs
+one OS thread ("threads" column) whatever the connection count and switches
+between connections in user space (compare "cpu us/req"). User-space RSS
+stays about the same: this server keeps 16 KiB of buffers on each thread's
+stack, and a green stack holds them just as an OS thread's does. No line of
+the server changed and it was not recompiled. One worker is one CPU at most,
+while 1,000 OS threads take both vCPUs (and a bigger share of a shared
+machine), so compare req/s with that in mind. Numbers on a shared 2-vCPU
+machine are noisy; bench/run_macro.sh measures the full matrix (50/1,000
+hello connections, 100/1,000/5,000 latency connections, the io_uring ceiling
+and a 10-thread pool) with medians over repeated runs (bench/README.md).
 TEXT
