@@ -31,7 +31,9 @@
 # server process, all threads, /proc/PID/stat) over the measured window ÷ the
 # requests wrk completed in it; peak RSS (VmHWM); the peak thread count and
 # page-table size (VmPTE) sampled every 0.2 s during the window; CPUs = the
-# server's CPU time ÷ the window (how much of the machine it got); kernel memory
+# server's CPU time ÷ the window (how much of the machine it got); runq = the
+# time its threads spent runnable but waiting for a CPU ÷ the window (how much
+# more it wanted: a 1-thread server starved by other load shows ~1); kernel memory
 # = peak threads × 16 KiB kernel stack (THREAD_SIZE on x86-64 and arm64) +
 # VmPTE; mem = VmHWM + kernel memory. Socket buffers are not counted (they
 # depend on the connections, not the server's threading, and are the same for
@@ -130,6 +132,12 @@ stop_proc() {
   pids=("${keep[@]}")
 }
 
+# Nanoseconds the server's live threads have spent runnable but waiting for a
+# CPU (/proc/PID/task/*/schedstat, field 2; needs CONFIG_SCHEDSTATS' task
+# accounting, on in Debian's kernels). Threads that exit in between are lost,
+# which only matters for rows whose threads come and go.
+runq_wait_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ w += $2 } END { printf "%.0f", w }'; }
+
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }  # fields 14, 15: utime, stime
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
@@ -194,12 +202,15 @@ measure() {
   wrk -t"$threads" -c"$warm" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
   drain "$pid" "$fds0"
   local c0 c1
+  local w0 w1
+  w0=$(runq_wait_ns "$pid")
   c0=$(cpu_ticks "$pid")
   echo "$(status_kib "$pid" Threads) $(status_kib "$pid" VmPTE)" >"$tmp/sample"
   sample "$pid" "$tmp/sample" &
   local spid=$!
   wrk -t"$threads" -c"$conns" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" --latency "$url" >"$tmp/wrk.out" 2>&1 || true
   c1=$(cpu_ticks "$pid")
+  w1=$(runq_wait_ns "$pid")
   kill "$spid" 2>/dev/null || true
   wait "$spid" 2>/dev/null || true
   local hwm th pte
@@ -226,10 +237,12 @@ measure() {
   local m v
   local util
   util=$(awk -v d="$((c1 - c0))" -v hz="$clk_tck" -v t="$DURATION" 'BEGIN { printf "%.2f", d / hz / t }')
-  for m in rps p99 errs cpu util th hwm kmem mem; do
+  local waitq
+  waitq=$(awk -v a="$w0" -v b="$w1" -v t="$DURATION" 'BEGIN { w = (b - a) / 1e9 / t; printf "%.2f", (w < 0 ? 0 : w) }')
+  for m in rps p99 errs cpu util waitq th hwm kmem mem; do
     [[ $m == p99 && $reqs == 0 ]] && continue  # no completed request: no latency to report
     case $m in
-      rps) v=$rps ;; p99) v=$p99 ;; errs) v=$errs ;; cpu) v=$cpu_us ;; util) v=$util ;; th) v=$th ;;
+      rps) v=$rps ;; p99) v=$p99 ;; errs) v=$errs ;; cpu) v=$cpu_us ;; util) v=$util ;; waitq) v=$waitq ;; th) v=$th ;;
       hwm) v=$(awk -v h="$hwm" 'BEGIN { printf "%.1f", h / 1024 }') ;; kmem) v=$kmem ;; mem) v=$mem ;;
     esac
     M["$key $m"]+="$v "
@@ -291,8 +304,9 @@ verdict() {  # verdict VALUE OP BOUND
   ((shim)) || echo "# shim not built: shim rows and their ratios are missing"
   echo "# medians of $RUNS run(s) per column; cpu = server utime+stime per request; kmem = peak threads x ${KSTACK_KIB} KiB + VmPTE;"
   echo "# mem = VmHWM + kmem (socket buffers not counted); errors = wrk socket errors + non-2xx;"
-  echo "# CPUs = server CPU time / window: on a shared machine a 1-thread server gets a smaller share than a 1,000-thread one"
-  printf '%-8s %-8s %6s %11s %9s %7s %10s %5s %8s %9s %9s %9s\n' case server conns "req/s" "p99 ms" errors "cpu us/req" CPUs threads "RSS MiB" "kmem MiB" "mem MiB"
+  echo "# CPUs = server CPU time / window; runq = time its threads were runnable but waiting for a CPU / window"
+  echo "# (on a shared machine a 1-thread server gets a smaller share than a 1,000-thread one: compare cpu us/req)"
+  printf '%-8s %-8s %6s %11s %9s %7s %10s %5s %5s %8s %9s %9s %9s\n' case server conns "req/s" "p99 ms" errors "cpu us/req" CPUs "runq" threads "RSS MiB" "kmem MiB" "mem MiB"
   for key in "${rows[@]}"; do
     IFS=/ read -r case server conns <<<"$key"
     [[ " $SERVERS " == *" $server "* ]] || continue
@@ -300,8 +314,8 @@ verdict() {  # verdict VALUE OP BOUND
       printf '%-8s %-8s %6s %s\n' "$case" "$server" "$conns" "$([[ $server == shim && $shim == 0 ]] && echo 'shim not built' || echo 'failed')"
       continue
     fi
-    printf '%-8s %-8s %6s %11.0f %9s %7s %10s %5s %8s %9s %9s %9s\n' "$case" "$server" "$conns" "$(get "$key" rps)" \
-      "$(get "$key" p99)" "$(get "$key" errs)" "$(get "$key" cpu)" "$(get "$key" util)" "$(get "$key" th)" "$(get "$key" hwm)" \
+    printf '%-8s %-8s %6s %11.0f %9s %7s %10s %5s %5s %8s %9s %9s %9s\n' "$case" "$server" "$conns" "$(get "$key" rps)" \
+      "$(get "$key" p99)" "$(get "$key" errs)" "$(get "$key" cpu)" "$(get "$key" util)" "$(get "$key" waitq)" "$(get "$key" th)" "$(get "$key" hwm)" \
       "$(get "$key" kmem)" "$(get "$key" mem)"
   done
   echo
