@@ -25,8 +25,9 @@ set(GREENRING_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig"
 
 get_target_property(_greenring_type greenring TYPE)
 # A static archive carries its private link dependencies to the consumer:
-# liburing must then be found again by the package config and named by the
-# pkg-config file's Requires (Requires.private only reaches --static links).
+# liburing and OpenSSL must then be found again by the package config and
+# named by the pkg-config file's Requires (Requires.private only reaches
+# --static links).
 if(_greenring_type STREQUAL "STATIC_LIBRARY")
   set(GREENRING_CONFIG_NEEDS_URING TRUE)
   set(GREENRING_PC_URING_FIELD "Requires")

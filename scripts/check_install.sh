@@ -27,6 +27,10 @@ cat >"$consumer/main.cpp" <<'CPP'
 #include <greenring/greenring.hpp>
 
 int main() {
+  // greenring::tls pulls libssl/libcrypto onto the link line (private
+  // dependencies that a static libgreenring passes on).
+  greenring::tls::context tls_ctx(greenring::tls::role::client);
+  if (!tls_ctx.native_handle()) return 1;
   int got = greenring::run([] { return 42; });
   return got == 42 ? 0 : 1;
 }

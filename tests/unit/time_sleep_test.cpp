@@ -76,7 +76,7 @@ TEST(TimeSleep, HundredThousandConcurrentSleepersAllWake) {
   // 100,000 x 200 ms = 5.5 hours; overlapped, about 200 ms plus scheduling.
   auto span = gr::clock::time_point(gr::clock::duration(last_wake.load())) - start;
   EXPECT_GE(span, kSleep);
-  EXPECT_LT(span, 10s) << "sleepers did not overlap";
+  EXPECT_LT(span, 120s) << "sleepers did not overlap";  // generous: loaded CI machines; serial would be hours
   RecordProperty("sleep_phase_ms", static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(span).count()));
 }
 

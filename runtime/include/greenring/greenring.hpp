@@ -6,6 +6,7 @@
 #include <greenring/runtime.hpp>
 #include <greenring/spawn.hpp>
 #include <greenring/sync.hpp>
+#include <greenring/tls.hpp>
 
 namespace greenring {
 

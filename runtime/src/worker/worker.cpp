@@ -24,6 +24,8 @@
 
 #include <boost/fiber/algo/round_robin.hpp>
 
+#include <cxxabi.h>
+
 #include <sched.h>
 #include <unistd.h>
 
@@ -44,11 +46,15 @@ std::vector<runtime*> g_runtimes;  // live runtimes, newest last
 
 inline void spin_pause() noexcept { __builtin_ia32_pause(); }
 
+using eh_globals = eh_state;  // libstdc++'s per-thread exception state
+
 class worker_algo final : public boost::fibers::algo::algorithm {
  public:
   // Constructed by use_scheduling_algorithm on the worker's thread, in its
   // main context: that is what runs now.
-  explicit worker_algo(worker& w) noexcept : w_(w), running_(boost::fibers::context::active()) {}
+  explicit worker_algo(worker& w) noexcept
+      : w_(w), running_(boost::fibers::context::active()),
+        eh_(reinterpret_cast<eh_globals*>(abi::__cxa_get_globals())) {}
 
   void awakened(boost::fibers::context* ctx) noexcept override {
     if (!dispatcher_ && ctx->is_context(boost::fibers::type::dispatcher_context)) dispatcher_ = ctx;
@@ -73,6 +79,7 @@ class worker_algo final : public boost::fibers::algo::algorithm {
     if (rq_.empty()) {
       asan::before_switch(active, nullptr);
       if (!from_dispatcher) {
+        swap_eh(active, dispatcher_);
         running_ = dispatcher_;
         note_switch(nullptr);
       }
@@ -87,6 +94,7 @@ class worker_algo final : public boost::fibers::algo::algorithm {
       if (auto* next = static_cast<gt_base*>(ctx->get_properties())) check_canary(next);
     }
     asan::before_switch(active, ctx);
+    swap_eh(active, ctx);
     running_ = ctx;
     note_switch(static_cast<gt_base*>(ctx->get_properties()));
     return ctx;
@@ -101,6 +109,25 @@ class worker_algo final : public boost::fibers::algo::algorithm {
   void notify() noexcept override { w_.notify(); }
 
  private:
+  // Each context keeps its own C++ exception state across switches: green
+  // threads in their gt_base, the worker's main and dispatcher contexts here.
+  // The TLS block is the OS thread's, so its address is fixed: two loads and
+  // two stores per switch.
+  eh_globals* eh_slot(boost::fibers::context* c) noexcept {
+    if (!c) return &other_eh_;
+    if (auto* gt = static_cast<gt_base*>(c->get_properties())) return &gt->eh;
+    return c == dispatcher_ ? &other_eh_ : &main_eh_;
+  }
+  void swap_eh(boost::fibers::context* from, boost::fibers::context* to) noexcept {
+    if (from == to) return;
+    eh_globals* out = eh_slot(from);
+    eh_globals* in = eh_slot(to);
+    out->caught = eh_->caught;
+    out->uncaught = eh_->uncaught;
+    eh_->caught = in->caught;
+    eh_->uncaught = in->uncaught;
+  }
+
   // Progress for the blocking watchdog. Only this thread writes these, so a
   // relaxed load+store (no lock prefix) is enough.
   void note_switch(const gt_base* next) noexcept {
@@ -112,6 +139,9 @@ class worker_algo final : public boost::fibers::algo::algorithm {
   boost::fibers::scheduler::ready_queue_type rq_;
   boost::fibers::context* running_;
   boost::fibers::context* dispatcher_ = nullptr;
+  eh_globals* eh_;
+  eh_globals main_eh_{};
+  eh_globals other_eh_{};
 };
 
 unsigned default_workers() {

@@ -46,6 +46,12 @@ struct stack_region {
   void* slab = nullptr;      // unguarded stacks: the slab they were carved from
 };
 
+// Mirrors libstdc++'s __cxa_eh_globals (cxxabi.h declares it opaque).
+struct eh_state {
+  void* caught = nullptr;
+  unsigned int uncaught = 0;
+};
+
 struct gt_base : boost::fibers::fiber_properties {
   gt_base() noexcept : boost::fibers::fiber_properties(nullptr) {}
   ~gt_base() override = default;
@@ -66,6 +72,12 @@ struct gt_base : boost::fibers::fiber_properties {
 
   gt_base* live_prev = nullptr;
   gt_base* live_next = nullptr;
+
+  // The C++ runtime's per-OS-thread exception state (libstdc++'s
+  // __cxa_eh_globals: exceptions being handled, uncaught count), saved here
+  // while the green thread is switched out: a green thread that blocks inside
+  // a catch block must not see another green thread's exceptions.
+  eh_state eh;
 
   // Owned by whoever spawned the green thread outside the public API (the
   // LD_PRELOAD shim keeps its pthread record here); the runtime never reads it.
