@@ -6,7 +6,7 @@
 //   __read_chk __pread_chk __pread64_chk
 //   open open64 openat openat64 creat creat64 __open_2 __open64_2 __openat_2 __openat64_2
 //   close dup dup2 dup3 fcntl fcntl64 fsync fdatasync sendfile sendfile64 flock
-//   pipe pipe2 eventfd epoll_create epoll_create1 (only to forget cached per-fd state)
+//   pipe pipe2 eventfd epoll_create epoll_create1 ioctl (only to forget cached per-fd state)
 //
 // On a green thread each call is greenring::io's (libc results, suspension
 // instead of blocking, regular files through io_uring), with SO_RCVTIMEO /
@@ -15,6 +15,8 @@
 // fcntl(F_SETFL) and ioctl(FIONBIO) need no interception to be honoured.
 // preadv2/pwritev2 with flags other than 0 go to libc as they are.
 #include "shim.hpp"
+
+#include "io/wait_any.hpp"
 
 #include <greenring/io.hpp>
 #include <greenring/spawn.hpp>
@@ -284,6 +286,7 @@ GR_EXPORT int fcntl(int fd, int cmd, ...) {
   }
   int r = GR_REAL(fcntl)(fd, cmd, arg);
   if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && enabled()) fd_forget(r);
+  if (r >= 0 && cmd == F_SETFL && enabled()) greenring::detail::forget_blocked_hint(fd);
   return r;
 }
 
@@ -347,5 +350,17 @@ GR_EXPORT int epoll_create(int size) {
 GR_EXPORT int epoll_create1(int flags) {
   int r = GR_REAL(epoll_create1)(flags);
   if (r >= 0 && enabled()) fd_forget(r);
+  return r;
+}
+
+// FIONBIO changes O_NONBLOCK like fcntl(F_SETFL): greenring's "last read
+// blocked" hint for the fd must go (runtime/src/io/io.cpp).
+GR_EXPORT int ioctl(int fd, unsigned long req, ...) {
+  va_list ap;
+  va_start(ap, req);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  int r = GR_REAL(ioctl)(fd, req, arg);
+  if (r == 0 && req == FIONBIO && enabled()) greenring::detail::forget_blocked_hint(fd);
   return r;
 }

@@ -101,6 +101,27 @@ ssize_t readiness_loop(worker& w, int fd, short events, time_point until, wake& 
   }
 }
 
+// ---- the "it blocked last time" hint ---------------------------------------------
+// A keep-alive server reads a request, answers, and reads again before the
+// next request exists: the non-blocking attempt then only costs a syscall and
+// the O_NONBLOCK check (fcntl) a second one, ~1 us each here. So when the
+// last read of a blocking fd had to wait, the next one goes straight to
+// io_uring, which attempts the read itself at submission and arms a poll only
+// if nothing is there. The hint is dropped when a read fills the caller's
+// buffer (more data is probably queued: the fast path wins again), when the
+// fd is closed, and by the shim when the program changes O_NONBLOCK (an
+// O_NONBLOCK file gets -EAGAIN from io_uring itself, but we don't rely on it).
+constexpr int kHintFds = 1 << 20;
+std::atomic<std::uint8_t> g_blocked_hint[kHintFds];
+
+inline bool blocked_before(int fd) noexcept {
+  return fd >= 0 && fd < kHintFds && g_blocked_hint[fd].load(std::memory_order_relaxed) != 0;
+}
+inline void note_blocked(int fd, bool b) noexcept {
+  if (fd >= 0 && fd < kHintFds && (g_blocked_hint[fd].load(std::memory_order_relaxed) != 0) != b)
+    g_blocked_hint[fd].store(b ? 1 : 0, std::memory_order_relaxed);
+}
+
 // ---- reads -------------------------------------------------------------------
 
 ssize_t nowait_readv(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
@@ -117,11 +138,16 @@ ssize_t g_readv(int fd, const iovec* iov, int cnt, std::uint64_t off, time_point
     ssize_t r = plain_wait(fd, POLLIN, until);
     return r < 0 ? r : plain_readv(fd, iov, cnt, off);
   }
-  ssize_t r = nowait_readv(fd, iov, cnt, off);
+  bool native = w->drv().native(cnt == 1 ? op_kind::read : op_kind::readv);
+  bool skip_fast = native && off == kFilePos && blocked_before(fd);
+  ssize_t r = skip_fast ? -EAGAIN : nowait_readv(fd, iov, cnt, off);
   bool nowait_ok = r != -EOPNOTSUPP;
   if (nowait_ok && r != -EAGAIN) return r;
-  if (r == -EAGAIN && user_nonblocking(fd)) return -EAGAIN;
-  if (w->drv().native(cnt == 1 ? op_kind::read : op_kind::readv)) {
+  if (!skip_fast && r == -EAGAIN) {
+    if (user_nonblocking(fd)) return -EAGAIN;
+    note_blocked(fd, true);
+  }
+  if (native) {
     io_op op;
     op.fd = fd;
     op.off = off;
@@ -134,7 +160,17 @@ ssize_t g_readv(int fd, const iovec* iov, int cnt, std::uint64_t off, time_point
       op.iov = iov;
       op.iovcnt = cnt;
     }
-    return run_op(*w, op, until, why);
+    ssize_t res = run_op(*w, op, until, why);
+    if (res == -EAGAIN && skip_fast) {  // io_uring honoured an O_NONBLOCK set since: as libc
+      note_blocked(fd, false);
+      return res;
+    }
+    if (skip_fast && res > 0) {
+      std::size_t want = 0;
+      for (int i = 0; i < cnt; ++i) want += iov[i].iov_len;
+      if (static_cast<std::size_t>(res) == want) note_blocked(fd, false);
+    }
+    return res;
   }
   return readiness_loop(
       *w, fd, POLLIN, until, why,
@@ -232,10 +268,15 @@ ssize_t g_recv(int fd, void* buf, std::size_t n, int flags, time_point until, wa
   for (;;) {
     char* p = static_cast<char*>(buf) + total;
     std::size_t left = n - total;
-    ssize_t r = sys::recv(fd, p, left, f | MSG_DONTWAIT);
+    bool native = w->drv().native(op_kind::recv);
+    bool skip_fast = native && total == 0 && blocked_before(fd);
+    ssize_t r = skip_fast ? -EAGAIN : sys::recv(fd, p, left, f | MSG_DONTWAIT);
     if (r == -EAGAIN) {
-      if (total == 0 && user_nonblocking(fd)) return -EAGAIN;
-      if (w->drv().native(op_kind::recv)) {
+      if (!skip_fast && total == 0) {
+        if (user_nonblocking(fd)) return -EAGAIN;
+        note_blocked(fd, true);
+      }
+      if (native) {
         io_op op;
         op.kind = op_kind::recv;
         op.fd = fd;
@@ -243,6 +284,8 @@ ssize_t g_recv(int fd, void* buf, std::size_t n, int flags, time_point until, wa
         op.len = left;
         op.flags = f;
         r = run_op(*w, op, until, why);
+        if (skip_fast && (r == -EAGAIN || static_cast<std::size_t>(r) == left)) note_blocked(fd, false);
+        if (skip_fast && r == -EAGAIN) return r;  // O_NONBLOCK set since: as libc
       } else {
         r = readiness_loop(*w, fd, POLLIN, until, why,
                            [&] { return sys::recv(fd, p, left, f | MSG_DONTWAIT); },
@@ -565,6 +608,7 @@ int openat(int dirfd, const char* path, int flags, mode_t mode) {
 int open(const char* path, int flags, mode_t mode) { return openat(AT_FDCWD, path, flags, mode); }
 
 int close(int fd) {
+  note_blocked(fd, false);
   fd_wait_close(fd);
   return finish<int>(sys::close(fd), wake::none);
 }
@@ -604,6 +648,8 @@ int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* o
 }  // namespace greenring::io
 
 namespace greenring::detail {
+
+void forget_blocked_hint(int fd) noexcept { note_blocked(fd, false); }
 
 int wait_any(const pollfd* fds, nfds_t n, time_point until) noexcept {
   worker* w = current_worker();

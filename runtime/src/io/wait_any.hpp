@@ -18,4 +18,8 @@ namespace greenring::detail {
 // pending, -ENOMEM. Not for plain threads (returns -EPERM).
 int wait_any(const pollfd* fds, nfds_t n, time_point until) noexcept;
 
+// Drops io.cpp's "the last read of fd blocked" hint: the shim calls it when
+// the program changes the fd's O_NONBLOCK (fcntl F_SETFL, ioctl FIONBIO).
+void forget_blocked_hint(int fd) noexcept;
+
 }  // namespace greenring::detail
