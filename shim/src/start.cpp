@@ -24,6 +24,7 @@
 #include <greenring/runtime.hpp>
 
 #include "detail/native_thread.hpp"
+#include "io/wait_any.hpp"
 
 #include <boost/fiber/context.hpp>
 
@@ -49,6 +50,7 @@ unsigned env_unsigned(const char* name) noexcept {
 int green_main(int argc, char** argv, char** envp) {
   detail::set_native_thread_functions(GR_REAL(pthread_create), GR_REAL(pthread_join));
   install_cancel_hook();
+  detail::enable_blocked_hints(true);  // fds.cpp sees every fcntl(F_SETFL) and ioctl(FIONBIO)
   greenring::options o;
   o.adopt_calling_thread = true;
   o.workers = env_unsigned("GREENRING_WORKERS");

@@ -21,5 +21,8 @@ int wait_any(const pollfd* fds, nfds_t n, time_point until) noexcept;
 // Drops io.cpp's "the last read of fd blocked" hint: the shim calls it when
 // the program changes the fd's O_NONBLOCK (fcntl F_SETFL, ioctl FIONBIO).
 void forget_blocked_hint(int fd) noexcept;
+// Turns the hint on: only for a process where every O_NONBLOCK change goes
+// through forget_blocked_hint (the shim); off by default.
+void enable_blocked_hints(bool on) noexcept;
 
 }  // namespace greenring::detail
