@@ -5,6 +5,8 @@
 
 #include <greenring/detail/parking_lot.hpp>
 
+#include "io/wait_any.hpp"
+
 #include <dlfcn.h>
 #include <linux/futex.h>
 #include <sys/auxv.h>
@@ -179,6 +181,9 @@ void timeouts_changed() noexcept {
 }
 
 void fd_forget(int fd) noexcept {
+  // The runtime's "last read blocked" hint belongs to the old fd too: a new
+  // non-blocking fd with a stale hint would wait in io_uring instead of EAGAIN.
+  detail::forget_blocked_hint(fd);
   if (auto* s = fd_state(fd)) {
     s->rcv_gen.store(0, std::memory_order_release);
     s->snd_gen.store(0, std::memory_order_release);

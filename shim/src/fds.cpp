@@ -6,7 +6,8 @@
 //   __read_chk __pread_chk __pread64_chk
 //   open open64 openat openat64 creat creat64 __open_2 __open64_2 __openat_2 __openat64_2
 //   close dup dup2 dup3 fcntl fcntl64 fsync fdatasync sendfile sendfile64 flock
-//   pipe pipe2 eventfd epoll_create epoll_create1 ioctl (only to forget cached per-fd state)
+//   pipe pipe2 eventfd epoll_create epoll_create1 timerfd_create signalfd inotify_init
+//   inotify_init1 ioctl (only to forget cached per-fd state)
 //
 // On a green thread each call is greenring::io's (libc results, suspension
 // instead of blocking, regular files through io_uring), with SO_RCVTIMEO /
@@ -26,6 +27,9 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -362,5 +366,26 @@ GR_EXPORT int ioctl(int fd, unsigned long req, ...) {
   va_end(ap);
   int r = GR_REAL(ioctl)(fd, req, arg);
   if (r == 0 && req == FIONBIO && enabled()) greenring::detail::forget_blocked_hint(fd);
+  return r;
+}
+
+GR_EXPORT int timerfd_create(int clk, int flags) {
+  int r = GR_REAL(timerfd_create)(clk, flags);
+  if (r >= 0 && enabled()) fd_forget(r);
+  return r;
+}
+GR_EXPORT int signalfd(int fd, const sigset_t* mask, int flags) {
+  int r = GR_REAL(signalfd)(fd, mask, flags);
+  if (r >= 0 && enabled()) fd_forget(r);
+  return r;
+}
+GR_EXPORT int inotify_init() {
+  int r = GR_REAL(inotify_init)();
+  if (r >= 0 && enabled()) fd_forget(r);
+  return r;
+}
+GR_EXPORT int inotify_init1(int flags) {
+  int r = GR_REAL(inotify_init1)(flags);
+  if (r >= 0 && enabled()) fd_forget(r);
   return r;
 }

@@ -148,6 +148,9 @@ ssize_t g_readv(int fd, const iovec* iov, int cnt, std::uint64_t off, time_point
   ssize_t r = skip_fast ? -EAGAIN : nowait_readv(fd, iov, cnt, off);
   bool nowait_ok = r != -EOPNOTSUPP;
   if (nowait_ok && r != -EAGAIN) return r;
+  // No RWF_NOWAIT for this file (inotify, some devices): an O_NONBLOCK fd is
+  // then read directly, which cannot block; io_uring would wait instead.
+  if (!nowait_ok && user_nonblocking(fd)) return plain_readv(fd, iov, cnt, off);
   if (!skip_fast && r == -EAGAIN) {
     if (user_nonblocking(fd)) return -EAGAIN;
     note_blocked(fd, true);
@@ -239,6 +242,7 @@ ssize_t g_writev(int fd, const iovec* iov_in, int cnt, std::uint64_t off, time_p
     if (r == static_cast<ssize_t>(want) || (r < 0 && r != -EAGAIN && r != -EOPNOTSUPP)) return r;
   }
   bool nowait_ok = r != -EOPNOTSUPP;
+  if (!nowait_ok && user_nonblocking(fd)) return plain_writev(fd, iov_in, cnt, off);  // cannot block
   if (nowait_ok && r <= 0 && user_nonblocking(fd)) return r;  // EAGAIN, as from libc
   if (nowait_ok && r > 0 && user_nonblocking(fd)) return r;   // a partial count, as from libc
   std::vector<iovec> v(iov_in, iov_in + cnt);
