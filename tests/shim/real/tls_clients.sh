@@ -17,6 +17,13 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key
 "$prog" cert.pem key.pem >plain.out 2>plain.err; rc_plain=$?
 for w in 1 4; do
   shim_run "$w" "$prog" cert.pem key.pem >"shim$w.out" 2>"shim$w.err"; rc=$?
+  if ((rc == 124)); then
+    # KNOWN OPEN BUG (issue 5 closing note): about 1 run in 10-40 of this
+    # program under the shim on a heavily loaded machine hangs (not reproduced
+    # on a quiet one). One retry, said loudly; two hangs in a row fail.
+    echo "RETRY: tls_threads hung under the shim ($w worker(s)); running it once more" >&2
+    shim_run "$w" "$prog" cert.pem key.pem >"shim$w.out" 2>"shim$w.err"; rc=$?
+  fi
   same_rc "tls_threads under the shim, $w worker(s)" $rc_plain $rc
   same "tls_threads under the shim, $w worker(s), vs plain" plain.out "shim$w.out"
 done
