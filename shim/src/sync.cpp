@@ -203,10 +203,13 @@ int cond_wait(pthread_cond_t* cp, pthread_mutex_t* mp, time_point until) {
 
 // ---- rwlocks ------------------------------------------------------------------------
 // Words inside pthread_rwlock_t: [0] internal lock, [1] sequence, [2] readers,
-// [3] writer (owner token), [4] writers waiting. glibc's __shared is word 7,
-// __flags word 12.
+// [3] writer (owner token), [4] writers waiting, [5] threads waiting on the
+// sequence (so an unlock with nobody waiting costs no wake: OpenSSL 3 takes
+// and drops read locks by the hundred thousand per certificate decode, and a
+// FUTEX_WAKE syscall on each made that thousands of times slower).
+// glibc's __shared is word 7, __flags word 12.
 struct rw_words {
-  std::uint32_t lk, seq, readers, writer, wwait, pad5, pad6;
+  std::uint32_t lk, seq, readers, writer, wwait, nwait, pad6;
   std::uint32_t shared;
   std::uint32_t pad8, pad9, pad10, pad11;
   std::uint32_t flags;
@@ -237,16 +240,20 @@ int rw_lock(pthread_rwlock_t* rp, bool write, time_point until, bool try_only) {
       return EBUSY;
     }
     std::uint32_t seq = ld(&r->seq);
+    ++r->nwait;
     word_unlock(&r->lk, sh);
     int w = word_wait(&r->seq, seq, until, sh);
     word_lock(&r->lk, time_point::max(), sh);
+    --r->nwait;
     if (w == ETIMEDOUT) {
       bool now_ok = write ? (r->writer == 0 && r->readers == 0) : (r->writer == 0);
       if (!now_ok) {
         if (write) {
           --r->wwait;
-          __atomic_fetch_add(&r->seq, 1u, __ATOMIC_RELEASE);  // readers held back by us may go
-          word_wake(&r->seq, INT_MAX, sh);
+          if (r->nwait > 0) {
+            __atomic_fetch_add(&r->seq, 1u, __ATOMIC_RELEASE);  // readers held back by us may go
+            word_wake(&r->seq, INT_MAX, sh);
+          }
         }
         word_unlock(&r->lk, sh);
         return ETIMEDOUT;
@@ -286,6 +293,7 @@ int rw_unlock(pthread_rwlock_t* rp) {
     word_unlock(&r->lk, sh);
     return EPERM;
   }
+  wake = wake && r->nwait > 0;  // waiters count themselves under lk before they wait
   if (wake) __atomic_fetch_add(&r->seq, 1u, __ATOMIC_RELEASE);
   word_unlock(&r->lk, sh);
   if (wake) word_wake(&r->seq, INT_MAX, sh);

@@ -18,9 +18,11 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key
 for w in 1 4; do
   shim_run "$w" "$prog" cert.pem key.pem >"shim$w.out" 2>"shim$w.err"; rc=$?
   if ((rc == 124)); then
-    # KNOWN OPEN BUG (issue 5 closing note): about 1 run in 10-40 of this
-    # program under the shim on a heavily loaded machine hangs (not reproduced
-    # on a quiet one). One retry, said loudly; two hangs in a row fail.
+    # Runs used to hang here on loaded machines: every pthread_rwlock_unlock
+    # of the last reader made a FUTEX_WAKE syscall, and OpenSSL 3's decoder
+    # lookups take read locks by the hundred thousand (found with the
+    # watchdog + gdb; fixed in shim/src/sync.cpp by counting waiters). One
+    # retry, said loudly, stays as a guard; two hangs in a row fail.
     echo "RETRY: tls_threads hung under the shim ($w worker(s)); running it once more" >&2
     shim_run "$w" "$prog" cert.pem key.pem >"shim$w.out" 2>"shim$w.err"; rc=$?
   fi
