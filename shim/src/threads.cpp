@@ -347,6 +347,9 @@ void install_cancel_hook() noexcept { detail::set_cancel_hook(&cancel_hook); }
     detail::sys::raw(SYS_write, 2, detail::sys::L(msg), sizeof msg - 1);
     std::abort();
   }
+  // Not run yet (queued on this worker, which is this thread): main continues
+  // the main OS thread, so it keeps that thread's green-TLS values.
+  detail::inherit_green_tls(r->gt);
   // Worker 0's own context: runs the green threads placed here until exit().
   greenring::event never;
   for (;;) never.wait();

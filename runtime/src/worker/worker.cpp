@@ -20,6 +20,7 @@
 #include "worker/worker.hpp"
 
 #include "stack/stack.hpp"
+#include "worker/green_tls.hpp"
 #include "worker/asan_switch.hpp"
 
 #include <boost/fiber/algo/round_robin.hpp>
@@ -53,8 +54,20 @@ class worker_algo final : public boost::fibers::algo::algorithm {
   // Constructed by use_scheduling_algorithm on the worker's thread, in its
   // main context: that is what runs now.
   explicit worker_algo(worker& w) noexcept
-      : w_(w), running_(boost::fibers::context::active()),
-        eh_(reinterpret_cast<eh_globals*>(abi::__cxa_get_globals())) {}
+      : w_(w), running_(boost::fibers::context::active()), main_ctx_(running_),
+        eh_(reinterpret_cast<eh_globals*>(abi::__cxa_get_globals())) {
+    tls_.bind();
+  }
+
+  // When the scheduler shuts down, the ending dispatcher resumes the main
+  // context directly, not through pick_next: give the thread the main
+  // context's own state back (an adopted thread goes on running its code).
+  ~worker_algo() override {
+    if (running_ == main_ctx_) return;
+    eh_->caught = main_eh_.caught;
+    eh_->uncaught = main_eh_.uncaught;
+    tls_.load(main_tls_);
+  }
 
   void awakened(boost::fibers::context* ctx) noexcept override {
     if (!dispatcher_ && ctx->is_context(boost::fibers::type::dispatcher_context)) dispatcher_ = ctx;
@@ -79,7 +92,7 @@ class worker_algo final : public boost::fibers::algo::algorithm {
     if (rq_.empty()) {
       asan::before_switch(active, nullptr);
       if (!from_dispatcher) {
-        swap_eh(active, dispatcher_);
+        swap_thread_state(active, dispatcher_);
         running_ = dispatcher_;
         note_switch(nullptr);
       }
@@ -94,7 +107,7 @@ class worker_algo final : public boost::fibers::algo::algorithm {
       if (auto* next = static_cast<gt_base*>(ctx->get_properties())) check_canary(next);
     }
     asan::before_switch(active, ctx);
-    swap_eh(active, ctx);
+    swap_thread_state(active, ctx);
     running_ = ctx;
     note_switch(static_cast<gt_base*>(ctx->get_properties()));
     return ctx;
@@ -109,23 +122,33 @@ class worker_algo final : public boost::fibers::algo::algorithm {
   void notify() noexcept override { w_.notify(); }
 
  private:
-  // Each context keeps its own C++ exception state across switches: green
-  // threads in their gt_base, the worker's main and dispatcher contexts here.
-  // The TLS block is the OS thread's, so its address is fixed: two loads and
-  // two stores per switch.
-  eh_globals* eh_slot(boost::fibers::context* c) noexcept {
-    if (!c) return &other_eh_;
-    if (auto* gt = static_cast<gt_base*>(c->get_properties())) return &gt->eh;
-    return c == dispatcher_ ? &other_eh_ : &main_eh_;
+  // Each context keeps its own C++ exception state and green-TLS values
+  // (green_tls.hpp) across switches: green threads in their gt_base, the
+  // worker's main and dispatcher contexts here. The TLS block is the OS
+  // thread's, so the addresses are fixed: a few loads and stores per switch.
+  struct saved_state {
+    eh_globals* eh;
+    std::uint64_t* tls;
+  };
+  saved_state slot(boost::fibers::context* c) noexcept {
+    if (c) {
+      if (auto* gt = static_cast<gt_base*>(c->get_properties())) return {&gt->eh, gt->tls};
+      if (c != dispatcher_) return {&main_eh_, main_tls_};
+    }
+    return {&other_eh_, other_tls_};
   }
-  void swap_eh(boost::fibers::context* from, boost::fibers::context* to) noexcept {
+  void swap_thread_state(boost::fibers::context* from, boost::fibers::context* to) noexcept {
     if (from == to) return;
-    eh_globals* out = eh_slot(from);
-    eh_globals* in = eh_slot(to);
-    out->caught = eh_->caught;
-    out->uncaught = eh_->uncaught;
-    eh_->caught = in->caught;
-    eh_->uncaught = in->uncaught;
+    saved_state out = slot(from);
+    saved_state in = slot(to);
+    out.eh->caught = eh_->caught;
+    out.eh->uncaught = eh_->uncaught;
+    eh_->caught = in.eh->caught;
+    eh_->uncaught = in.eh->uncaught;
+    if (tls_.size()) {
+      tls_.save(out.tls);
+      tls_.load(in.tls);
+    }
   }
 
   // Progress for the blocking watchdog. Only this thread writes these, so a
@@ -138,10 +161,14 @@ class worker_algo final : public boost::fibers::algo::algorithm {
   worker& w_;
   boost::fibers::scheduler::ready_queue_type rq_;
   boost::fibers::context* running_;
+  boost::fibers::context* main_ctx_;
   boost::fibers::context* dispatcher_ = nullptr;
   eh_globals* eh_;
   eh_globals main_eh_{};
   eh_globals other_eh_{};
+  green_tls_view tls_;
+  std::uint64_t main_tls_[max_green_tls] = {};
+  std::uint64_t other_tls_[max_green_tls] = {};
 };
 
 unsigned default_workers() {

@@ -52,8 +52,26 @@ struct eh_state {
   unsigned int uncaught = 0;
 };
 
+// Green-local copies of chosen thread-local variables ("green TLS").
+// Green threads that share a worker share its OS thread's TLS; for a few
+// variables that a program uses as "my thread's context" (Perl >= 5.36 keeps
+// its interpreter in the thread-local PL_current_context) that is fatal, so
+// each green thread keeps its own value, swapped in and out at every switch
+// like the exception state. Registered before a runtime starts (workers
+// resolve the addresses when they start); at most max_green_tls words.
+inline constexpr std::size_t max_green_tls = 8;
+
+// Registers the static-TLS variable at `tp_offset` bytes from the thread
+// pointer (same offset on every thread: modules loaded at start-up), `size`
+// bytes (1, 2, 4 or 8); new green threads start with `initial`, as new OS
+// threads start with the TLS image's value. False when full or size is bad.
+// Registering the same offset twice is a no-op returning true.
+bool add_green_tls(std::ptrdiff_t tp_offset, std::size_t size, std::uint64_t initial) noexcept;
+// How many variables are registered.
+std::size_t green_tls_count() noexcept;
+
 struct gt_base : boost::fibers::fiber_properties {
-  gt_base() noexcept : boost::fibers::fiber_properties(nullptr) {}
+  gt_base() noexcept;
   ~gt_base() override = default;
   static void operator delete(void*) noexcept {}
 
@@ -78,6 +96,10 @@ struct gt_base : boost::fibers::fiber_properties {
   // while the green thread is switched out: a green thread that blocks inside
   // a catch block must not see another green thread's exceptions.
   eh_state eh;
+
+  // This green thread's values of the green-TLS variables while it is
+  // switched out (see add_green_tls); filled with their initial values.
+  std::uint64_t tls[max_green_tls];
 
   // Owned by whoever spawned the green thread outside the public API (the
   // LD_PRELOAD shim keeps its pthread record here); the runtime never reads it.
@@ -176,5 +198,10 @@ void request_cancel(gt_base* gt) noexcept;
 // pthread_cleanup_push handlers this way (they are setjmp-based, invisible to
 // the exception unwinder). At most one hook; nullptr removes it.
 void set_cancel_hook(void (*hook)(gt_base*)) noexcept;
+
+// Copies the calling thread's live values of the green-TLS variables into gt,
+// which must not have run yet: the LD_PRELOAD shim's main() green thread
+// continues the main OS thread, so it keeps what constructors stored there.
+void inherit_green_tls(gt_base* gt) noexcept;
 
 }  // namespace greenring::detail
