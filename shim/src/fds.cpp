@@ -184,65 +184,50 @@ GR_EXPORT ssize_t pwritev64v2(int fd, const iovec* iov, int cnt, off_t off, int 
 
 // ---- open ----------------------------------------------------------------------------------
 
+// open's third argument exists only with O_CREAT or O_TMPFILE, as glibc reads
+// it. A macro: va_start belongs to the variadic function itself.
+#define GR_OPEN_MODE(flags)                               \
+  ({                                                      \
+    mode_t mode_ = 0;                                     \
+    if (needs_mode(flags)) {                              \
+      va_list ap;                                         \
+      va_start(ap, flags);                                \
+      mode_ = static_cast<mode_t>(va_arg(ap, int));       \
+      va_end(ap);                                         \
+    }                                                     \
+    mode_;                                                \
+  })
+
+// The 64-bit names are the same functions on LP64 (glibc aliases them too).
+#define GR_ALIAS(target) __attribute__((alias(#target)))
+
 GR_EXPORT int openat(int dirfd, const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (needs_mode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = static_cast<mode_t>(va_arg(ap, int));
-    va_end(ap);
-  }
+  mode_t mode = GR_OPEN_MODE(flags);
   if (!green()) return GR_REAL(openat)(dirfd, path, flags, mode);
   return g_openat(dirfd, path, flags, mode);
 }
-
-GR_EXPORT int openat64(int dirfd, const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (needs_mode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = static_cast<mode_t>(va_arg(ap, int));
-    va_end(ap);
-  }
-  return openat(dirfd, path, flags, mode);
-}
+GR_EXPORT int openat64(int dirfd, const char* path, int flags, ...) GR_ALIAS(openat);
 
 GR_EXPORT int open(const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (needs_mode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = static_cast<mode_t>(va_arg(ap, int));
-    va_end(ap);
-  }
+  mode_t mode = GR_OPEN_MODE(flags);
   if (!green()) return GR_REAL(open)(path, flags, mode);
   return g_openat(AT_FDCWD, path, flags, mode);
 }
-
-GR_EXPORT int open64(const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (needs_mode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = static_cast<mode_t>(va_arg(ap, int));
-    va_end(ap);
-  }
-  return open(path, flags, mode);
-}
+GR_EXPORT int open64(const char* path, int flags, ...) GR_ALIAS(open);
 
 GR_EXPORT int creat(const char* path, mode_t mode) { return open(path, O_CREAT | O_WRONLY | O_TRUNC, mode); }
-GR_EXPORT int creat64(const char* path, mode_t mode) { return open(path, O_CREAT | O_WRONLY | O_TRUNC, mode); }
+GR_EXPORT int creat64(const char* path, mode_t mode) GR_ALIAS(creat);
 
 GR_EXPORT int __open_2(const char* path, int flags) {
   if (needs_mode(flags)) __fortify_fail("invalid open call: O_CREAT or O_TMPFILE without mode");
   return open(path, flags);
 }
-GR_EXPORT int __open64_2(const char* path, int flags) { return __open_2(path, flags); }
+GR_EXPORT int __open64_2(const char* path, int flags) GR_ALIAS(__open_2);
 GR_EXPORT int __openat_2(int dirfd, const char* path, int flags) {
   if (needs_mode(flags)) __fortify_fail("invalid openat call: O_CREAT or O_TMPFILE without mode");
   return openat(dirfd, path, flags);
 }
-GR_EXPORT int __openat64_2(int dirfd, const char* path, int flags) { return __openat_2(dirfd, path, flags); }
+GR_EXPORT int __openat64_2(int dirfd, const char* path, int flags) GR_ALIAS(__openat_2);
 
 // ---- close and dup: keep the per-fd table in step ----------------------------------------------
 
@@ -253,23 +238,15 @@ GR_EXPORT int close(int fd) {
   return greenring::io::close(fd);
 }
 
-GR_EXPORT int dup(int fd) {
-  int r = GR_REAL(dup)(fd);
+// A new fd number: whatever was cached for a previous fd with that number goes.
+static int new_fd(int r) noexcept {
   if (r >= 0 && enabled()) fd_forget(r);
   return r;
 }
 
-GR_EXPORT int dup2(int fd, int to) {
-  int r = GR_REAL(dup2)(fd, to);
-  if (r >= 0 && enabled() && fd != to) fd_forget(r);
-  return r;
-}
-
-GR_EXPORT int dup3(int fd, int to, int flags) {
-  int r = GR_REAL(dup3)(fd, to, flags);
-  if (r >= 0 && enabled()) fd_forget(r);
-  return r;
-}
+GR_EXPORT int dup(int fd) { return new_fd(GR_REAL(dup)(fd)); }
+GR_EXPORT int dup2(int fd, int to) { return fd == to ? GR_REAL(dup2)(fd, to) : new_fd(GR_REAL(dup2)(fd, to)); }
+GR_EXPORT int dup3(int fd, int to, int flags) { return new_fd(GR_REAL(dup3)(fd, to, flags)); }
 
 GR_EXPORT int fcntl(int fd, int cmd, ...) {
   va_list ap;
@@ -294,13 +271,7 @@ GR_EXPORT int fcntl(int fd, int cmd, ...) {
   return r;
 }
 
-GR_EXPORT int fcntl64(int fd, int cmd, ...) {
-  va_list ap;
-  va_start(ap, cmd);
-  void* arg = va_arg(ap, void*);
-  va_end(ap);
-  return fcntl(fd, cmd, arg);
-}
+GR_EXPORT int fcntl64(int fd, int cmd, ...) GR_ALIAS(fcntl);
 
 GR_EXPORT int fsync(int fd) {
   if (!green()) return GR_REAL(fsync)(fd);
@@ -316,7 +287,7 @@ GR_EXPORT ssize_t sendfile(int out, int in, off_t* off, size_t count) {
   if (!green()) return GR_REAL(sendfile)(out, in, off, count);
   return g_sendfile(out, in, off, count);
 }
-GR_EXPORT ssize_t sendfile64(int out, int in, off_t* off, size_t count) { return sendfile(out, in, off, count); }
+GR_EXPORT ssize_t sendfile64(int out, int in, off_t* off, size_t count) GR_ALIAS(sendfile);
 
 // A blocking flock would hold the worker: poll LOCK_NB with a growing pause.
 GR_EXPORT int flock(int fd, int op) {
@@ -330,32 +301,16 @@ GR_EXPORT int flock(int fd, int op) {
   }
 }
 
-// New fd numbers: whatever was cached for a previous fd with the same number goes.
-GR_EXPORT int pipe(int fds[2]) {
-  int r = GR_REAL(pipe)(fds);
-  if (r == 0 && enabled()) fd_forget(fds[0]), fd_forget(fds[1]);
+// New fd numbers (new_fd).
+static int new_fds(int r, const int fds[2]) noexcept {
+  if (r == 0) new_fd(fds[0]), new_fd(fds[1]);
   return r;
 }
-GR_EXPORT int pipe2(int fds[2], int flags) {
-  int r = GR_REAL(pipe2)(fds, flags);
-  if (r == 0 && enabled()) fd_forget(fds[0]), fd_forget(fds[1]);
-  return r;
-}
-GR_EXPORT int eventfd(unsigned init, int flags) {
-  int r = GR_REAL(eventfd)(init, flags);
-  if (r >= 0 && enabled()) fd_forget(r);
-  return r;
-}
-GR_EXPORT int epoll_create(int size) {
-  int r = GR_REAL(epoll_create)(size);
-  if (r >= 0 && enabled()) fd_forget(r);
-  return r;
-}
-GR_EXPORT int epoll_create1(int flags) {
-  int r = GR_REAL(epoll_create1)(flags);
-  if (r >= 0 && enabled()) fd_forget(r);
-  return r;
-}
+GR_EXPORT int pipe(int fds[2]) { return new_fds(GR_REAL(pipe)(fds), fds); }
+GR_EXPORT int pipe2(int fds[2], int flags) { return new_fds(GR_REAL(pipe2)(fds, flags), fds); }
+GR_EXPORT int eventfd(unsigned init, int flags) { return new_fd(GR_REAL(eventfd)(init, flags)); }
+GR_EXPORT int epoll_create(int size) { return new_fd(GR_REAL(epoll_create)(size)); }
+GR_EXPORT int epoll_create1(int flags) { return new_fd(GR_REAL(epoll_create1)(flags)); }
 
 // FIONBIO changes O_NONBLOCK like fcntl(F_SETFL): greenring's "last read
 // blocked" hint for the fd must go (runtime/src/io/io.cpp).
@@ -369,23 +324,7 @@ GR_EXPORT int ioctl(int fd, unsigned long req, ...) {
   return r;
 }
 
-GR_EXPORT int timerfd_create(int clk, int flags) {
-  int r = GR_REAL(timerfd_create)(clk, flags);
-  if (r >= 0 && enabled()) fd_forget(r);
-  return r;
-}
-GR_EXPORT int signalfd(int fd, const sigset_t* mask, int flags) {
-  int r = GR_REAL(signalfd)(fd, mask, flags);
-  if (r >= 0 && enabled()) fd_forget(r);
-  return r;
-}
-GR_EXPORT int inotify_init() {
-  int r = GR_REAL(inotify_init)();
-  if (r >= 0 && enabled()) fd_forget(r);
-  return r;
-}
-GR_EXPORT int inotify_init1(int flags) {
-  int r = GR_REAL(inotify_init1)(flags);
-  if (r >= 0 && enabled()) fd_forget(r);
-  return r;
-}
+GR_EXPORT int timerfd_create(int clk, int flags) { return new_fd(GR_REAL(timerfd_create)(clk, flags)); }
+GR_EXPORT int signalfd(int fd, const sigset_t* mask, int flags) { return new_fd(GR_REAL(signalfd)(fd, mask, flags)); }
+GR_EXPORT int inotify_init() { return new_fd(GR_REAL(inotify_init)()); }
+GR_EXPORT int inotify_init1(int flags) { return new_fd(GR_REAL(inotify_init1)(flags)); }

@@ -159,6 +159,17 @@ int mutex_unlock(pthread_mutex_t* mp) {
 
 int check_abs(const timespec* abs) noexcept { return valid_timespec(abs) ? 0 : EINVAL; }
 
+// The deadline of a timed wait, or EINVAL for a clock or timespec glibc
+// rejects. Condvars, rwlocks and semaphores check before anything else
+// (glibc's pthread_rwlock_common.c, sem_timedwait.c); mutexes check the clock
+// first but the timespec only when they must wait (POSIX: a free mutex is
+// taken whatever the timeout says), so they use check_abs.
+int abs_deadline(clockid_t clk, const timespec* abs, time_point& until) noexcept {
+  if ((clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC) || !valid_timespec(abs)) return EINVAL;
+  until = deadline_from_abs(clk, *abs);
+  return 0;
+}
+
 // ---- condition variables ----------------------------------------------------------
 // Words: [0] sequence, [1] waiters. glibc's __wrefs (word 9): bit 0 pshared, bit 1 monotonic clock.
 struct cond_words {
@@ -456,15 +467,16 @@ GR_EXPORT int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
 
 GR_EXPORT int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abs) {
   if (!enabled()) return GR_REAL(pthread_cond_timedwait)(c, m, abs);
-  if (!valid_timespec(abs)) return EINVAL;
-  return cond_wait(c, m, deadline_from_abs(cond_clock(C(c)), *abs));
+  time_point until;
+  if (int e = abs_deadline(cond_clock(C(c)), abs, until)) return e;
+  return cond_wait(c, m, until);
 }
 
 GR_EXPORT int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clk, const timespec* abs) {
   if (!enabled()) return GR_REAL(pthread_cond_clockwait)(c, m, clk, abs);
-  if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC) return EINVAL;
-  if (!valid_timespec(abs)) return EINVAL;
-  return cond_wait(c, m, deadline_from_abs(clk, *abs));
+  time_point until;
+  if (int e = abs_deadline(clk, abs, until)) return e;
+  return cond_wait(c, m, until);
 }
 
 GR_EXPORT int pthread_cond_signal(pthread_cond_t* cp) {
@@ -511,17 +523,6 @@ GR_EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t* r) {
   if (!enabled()) return GR_REAL(pthread_rwlock_tryrdlock)(r);
   return rw_lock(r, false, time_point::max(), true);
 }
-GR_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t* r, const timespec* abs) {
-  if (!enabled()) return GR_REAL(pthread_rwlock_timedrdlock)(r, abs);
-  if (!valid_timespec(abs)) return rw_lock(r, false, time_point::max(), true) == 0 ? 0 : EINVAL;
-  return rw_lock(r, false, deadline_from_abs(CLOCK_REALTIME, *abs), false);
-}
-GR_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t* r, clockid_t clk, const timespec* abs) {
-  if (!enabled()) return GR_REAL(pthread_rwlock_clockrdlock)(r, clk, abs);
-  if ((clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC) || !valid_timespec(abs))
-    return rw_lock(r, false, time_point::max(), true) == 0 ? 0 : EINVAL;
-  return rw_lock(r, false, deadline_from_abs(clk, *abs), false);
-}
 GR_EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t* r) {
   if (!enabled()) return GR_REAL(pthread_rwlock_wrlock)(r);
   return rw_lock(r, true, time_point::max(), false);
@@ -530,16 +531,27 @@ GR_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t* r) {
   if (!enabled()) return GR_REAL(pthread_rwlock_trywrlock)(r);
   return rw_lock(r, true, time_point::max(), true);
 }
+
+static int rw_timed(pthread_rwlock_t* r, bool write, clockid_t clk, const timespec* abs) {
+  time_point until;
+  if (int e = abs_deadline(clk, abs, until)) return e;
+  return rw_lock(r, write, until, false);
+}
+GR_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t* r, const timespec* abs) {
+  if (!enabled()) return GR_REAL(pthread_rwlock_timedrdlock)(r, abs);
+  return rw_timed(r, false, CLOCK_REALTIME, abs);
+}
+GR_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t* r, clockid_t clk, const timespec* abs) {
+  if (!enabled()) return GR_REAL(pthread_rwlock_clockrdlock)(r, clk, abs);
+  return rw_timed(r, false, clk, abs);
+}
 GR_EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t* r, const timespec* abs) {
   if (!enabled()) return GR_REAL(pthread_rwlock_timedwrlock)(r, abs);
-  if (!valid_timespec(abs)) return rw_lock(r, true, time_point::max(), true) == 0 ? 0 : EINVAL;
-  return rw_lock(r, true, deadline_from_abs(CLOCK_REALTIME, *abs), false);
+  return rw_timed(r, true, CLOCK_REALTIME, abs);
 }
 GR_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t* r, clockid_t clk, const timespec* abs) {
   if (!enabled()) return GR_REAL(pthread_rwlock_clockwrlock)(r, clk, abs);
-  if ((clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC) || !valid_timespec(abs))
-    return rw_lock(r, true, time_point::max(), true) == 0 ? 0 : EINVAL;
-  return rw_lock(r, true, deadline_from_abs(clk, *abs), false);
+  return rw_timed(r, true, clk, abs);
 }
 GR_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t* r) {
   if (!enabled()) return GR_REAL(pthread_rwlock_unlock)(r);
@@ -638,14 +650,15 @@ GR_EXPORT int sem_trywait(sem_t* s) {
 }
 GR_EXPORT int sem_timedwait(sem_t* s, const timespec* abs) {
   if (!enabled()) return GR_REAL(sem_timedwait)(s, abs);
-  if (!valid_timespec(abs)) return sem_wait_impl(s, time_point::max(), true) == 0 ? 0 : fail(EINVAL);
-  return sem_wait_impl(s, deadline_from_abs(CLOCK_REALTIME, *abs), false);
+  time_point until;
+  if (abs_deadline(CLOCK_REALTIME, abs, until)) return fail(EINVAL);
+  return sem_wait_impl(s, until, false);
 }
 GR_EXPORT int sem_clockwait(sem_t* s, clockid_t clk, const timespec* abs) {
   if (!enabled()) return GR_REAL(sem_clockwait)(s, clk, abs);
-  if ((clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC) || !valid_timespec(abs))
-    return sem_wait_impl(s, time_point::max(), true) == 0 ? 0 : fail(EINVAL);
-  return sem_wait_impl(s, deadline_from_abs(clk, *abs), false);
+  time_point until;
+  if (abs_deadline(clk, abs, until)) return fail(EINVAL);
+  return sem_wait_impl(s, until, false);
 }
 GR_EXPORT int sem_post(sem_t* sp) {
   if (!enabled()) return GR_REAL(sem_post)(sp);

@@ -37,6 +37,7 @@
 #include <greenring/spawn.hpp>
 #include <greenring/sync.hpp>
 
+#include "stack/stack.hpp"
 #include "worker/worker.hpp"
 
 #include <dlfcn.h>
@@ -192,13 +193,7 @@ bool wants_native(void* (*fn)(void*)) noexcept {
 
 std::size_t default_stack() noexcept {
   static std::size_t sz = [] {
-    if (const char* e = std::getenv("GREENRING_STACK_SIZE"); e && *e) {
-      char* end = nullptr;
-      unsigned long long v = std::strtoull(e, &end, 10);
-      if (end && (*end == 'k' || *end == 'K')) v <<= 10;
-      else if (end && (*end == 'm' || *end == 'M')) v <<= 20;
-      if (v) return static_cast<std::size_t>(v);
-    }
+    if (std::size_t v = detail::stack_size_from_env()) return v;
     pthread_attr_t a;
     std::size_t s = 0;
     if (pthread_getattr_default_np(&a) == 0) {

@@ -146,14 +146,7 @@ class channel {
         receivers_.wake_one();
         return channel_status::ok;
       }
-      auto r = senders_.wait(g, until, true);
-      if (r == detail::wake::cancelled) {
-        g.unlock();
-        this_fiber::check_cancelled();
-        g.lock();
-      } else if (r == detail::wake::timeout) {
-        return channel_status::timeout;
-      }
+      if (!wait_on(senders_, g, until)) return channel_status::timeout;
     }
   }
 
@@ -167,14 +160,7 @@ class channel {
         return channel_status::ok;
       }
       if (closed_) return channel_status::closed;
-      auto r = receivers_.wait(g, until, true);
-      if (r == detail::wake::cancelled) {
-        g.unlock();
-        this_fiber::check_cancelled();
-        g.lock();
-      } else if (r == detail::wake::timeout) {
-        return channel_status::timeout;
-      }
+      if (!wait_on(receivers_, g, until)) return channel_status::timeout;
     }
   }
 
@@ -198,6 +184,18 @@ class channel {
   }
 
  private:
+  // One wait of push or pop: false on timeout. Cancellation throws with the
+  // lock released (the channel stays usable by the others).
+  static bool wait_on(detail::waitq& q, std::unique_lock<detail::spinlock>& g, deadline until) {
+    auto r = q.wait(g, until, true);
+    if (r == detail::wake::cancelled) {
+      g.unlock();
+      this_fiber::check_cancelled();
+      g.lock();
+    }
+    return r != detail::wake::timeout;
+  }
+
   mutable detail::spinlock lk_;
   std::size_t cap_;
   bool closed_ = false;

@@ -89,15 +89,19 @@ void parse_options(const char* s, resolver_timing& t) {
   }
 }
 
-// Reads a small file with raw syscalls (c-ares reads resolv.conf itself; this
-// is only for the two numbers c-ares would default differently).
-std::string slurp(const char* path) {
+thread_local std::unique_ptr<channel> tl_channel;
+
+}  // namespace
+
+std::string read_small_file(const char* path, bool* exists) {
   std::string out;
   int fd = sys::openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+  if (exists) *exists = fd >= 0;
   if (fd < 0) return out;
+  // Read straight into the string: no large buffer on a small green-thread stack.
   std::size_t len = 0;
   for (;;) {
-    if (out.size() - len < 1024) out.resize(len + 4096);
+    if (out.size() - len < 4096) out.resize(len + 8192);
     ssize_t n = sys::read(fd, out.data() + len, out.size() - len);
     if (n <= 0) break;
     len += static_cast<std::size_t>(n);
@@ -107,13 +111,9 @@ std::string slurp(const char* path) {
   return out;
 }
 
-thread_local std::unique_ptr<channel> tl_channel;
-
-}  // namespace
-
 resolver_timing read_timing() {
   resolver_timing t{5000, 2};
-  std::string conf = slurp("/etc/resolv.conf");
+  std::string conf = read_small_file("/etc/resolv.conf");
   std::size_t pos = 0;
   while (pos < conf.size()) {
     std::size_t nl = conf.find('\n', pos);

@@ -137,4 +137,9 @@ struct resolver_timing {
 };
 resolver_timing read_timing();
 
+// A small configuration file read whole with raw syscalls (no libc call the
+// LD_PRELOAD shim would see); empty when it cannot be opened, and then
+// *exists (when given) is false.
+std::string read_small_file(const char* path, bool* exists = nullptr);
+
 }  // namespace greenring::detail::dns

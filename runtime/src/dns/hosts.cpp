@@ -25,24 +25,6 @@ namespace {
 
 constexpr std::chrono::seconds kHostsRecheck{1};
 
-std::string read_file(const char* path, bool& exists) {
-  std::string out;
-  int fd = sys::openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-  exists = fd >= 0;
-  if (fd < 0) return out;
-  // Read straight into the string: no large buffer on a small green-thread stack.
-  std::size_t len = 0;
-  for (;;) {
-    if (out.size() - len < 4096) out.resize(len + 8192);
-    ssize_t n = sys::read(fd, out.data() + len, out.size() - len);
-    if (n <= 0) break;
-    len += static_cast<std::size_t>(n);
-  }
-  out.resize(len);
-  sys::close(fd);
-  return out;
-}
-
 template <class F>
 void for_each_line(const std::string& text, F f) {
   std::size_t pos = 0;
@@ -68,7 +50,7 @@ void for_each_line(const std::string& text, F f) {
 nss_hosts parse_nsswitch() {
   nss_hosts cfg;
   bool exists = false;
-  std::string text = read_file("/etc/nsswitch.conf", exists);
+  std::string text = read_small_file("/etc/nsswitch.conf", &exists);
   bool found = false;
   for_each_line(text, [&](std::vector<std::string>& f) {
     if (found || f[0].rfind("hosts:", 0) != 0) return;
@@ -97,7 +79,7 @@ bool same_name(const std::string& a, const char* b) noexcept { return ::strcasec
 static std::vector<hosts_line> parse_hosts() {
   std::vector<hosts_line> out;
   bool exists = false;
-  std::string text = read_file("/etc/hosts", exists);
+  std::string text = read_small_file("/etc/hosts", &exists);
   for_each_line(text, [&](std::vector<std::string>& f) {
     if (f.size() < 2) return;
     hosts_line l;

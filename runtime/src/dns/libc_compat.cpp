@@ -215,44 +215,40 @@ int glibc_r(Call call, hostent* ret, char* buf, size_t buflen, hostent** result,
 // glibc's __nss_hostname_digits_dots for the _r functions: numeric names are
 // answered without any source. Returns true when it answered (herr set).
 bool digits_dots(const char* name, int af, host_data& d, int& herr) {
-  if (std::isdigit(static_cast<unsigned char>(name[0]))) {
+  // Made only of `ok` characters and not ending in '.': numeric, answered
+  // here whether or not it parses (HOST_NOT_FOUND), as glibc does.
+  auto numeric = [name](auto ok) {
     const char* cp = name;
-    while (*cp && (std::isdigit(static_cast<unsigned char>(*cp)) || *cp == '.')) ++cp;
-    if (*cp == '\0' && cp[-1] != '.') {
+    while (*cp && ok(static_cast<unsigned char>(*cp))) ++cp;
+    return *cp == '\0' && cp[-1] != '.';
+  };
+  auto answer = [&](int family) {
+    address x;
+    x.family = family;
+    bool parsed = false;
+    if (af == family && family == AF_INET) {
       in_addr a{};
-      if (af != AF_INET || !inet_aton(name, &a)) {
-        herr = HOST_NOT_FOUND;
-        return true;
-      }
-      d.name = name;
-      d.family = AF_INET;
-      address x;
-      x.family = AF_INET;
+      parsed = inet_aton(name, &a) != 0;
       std::memcpy(x.bytes, &a, 4);
-      d.addrs.push_back(x);
-      herr = NETDB_SUCCESS;
-      return true;
-    }
-  }
-  if ((std::isxdigit(static_cast<unsigned char>(name[0])) || name[0] == ':') && std::strchr(name, ':')) {
-    const char* cp = name;
-    while (*cp && (std::isxdigit(static_cast<unsigned char>(*cp)) || *cp == ':' || *cp == '.')) ++cp;
-    if (*cp == '\0' && cp[-1] != '.') {
+    } else if (af == family) {
       in6_addr a{};
-      if (af != AF_INET6 || inet_pton(AF_INET6, name, &a) <= 0) {
-        herr = HOST_NOT_FOUND;
-        return true;
-      }
-      d.name = name;
-      d.family = AF_INET6;
-      address x;
-      x.family = AF_INET6;
+      parsed = inet_pton(AF_INET6, name, &a) > 0;
       std::memcpy(x.bytes, &a, 16);
-      d.addrs.push_back(x);
-      herr = NETDB_SUCCESS;
-      return true;
     }
-  }
+    herr = parsed ? NETDB_SUCCESS : HOST_NOT_FOUND;
+    if (parsed) {
+      d.name = name;
+      d.family = family;
+      d.addrs.push_back(x);
+    }
+    return true;
+  };
+  auto c0 = static_cast<unsigned char>(name[0]);
+  if (std::isdigit(c0) && numeric([](unsigned char c) { return std::isdigit(c) || c == '.'; }))
+    return answer(AF_INET);
+  if ((std::isxdigit(c0) || c0 == ':') && std::strchr(name, ':') &&
+      numeric([](unsigned char c) { return std::isxdigit(c) || c == ':' || c == '.'; }))
+    return answer(AF_INET6);
   return false;
 }
 

@@ -127,6 +127,51 @@ inline void note_blocked(int fd, bool b) noexcept {
     g_blocked_hint[fd].store(b ? 1 : 0, std::memory_order_relaxed);
 }
 
+// One read's (read/readv/recv) use of the hint. `skip`: go straight to the
+// ring without the non-blocking attempt.
+struct read_hint {
+  int fd;
+  bool skip;
+  read_hint(int fd_, bool eligible) noexcept : fd(fd_), skip(eligible && blocked_before(fd_)) {}
+  // The non-blocking attempt found nothing to read. False: the fd is the
+  // program's O_NONBLOCK one, so the answer is EAGAIN, as from libc.
+  bool first_wait() const noexcept {
+    if (user_nonblocking(fd)) return false;
+    note_blocked(fd, true);
+    return true;
+  }
+  // The ring's result of a read that skipped the attempt: a full buffer (more
+  // is probably queued) or EAGAIN (io_uring honoured an O_NONBLOCK set since)
+  // drops the hint.
+  void after_ring(ssize_t res, std::size_t want) const noexcept {
+    if (skip && (res == -EAGAIN || (res > 0 && static_cast<std::size_t>(res) == want))) note_blocked(fd, false);
+  }
+};
+
+// The ring op for a vectored transfer: the single-buffer opcode when there is
+// one buffer (cheaper in the kernel, and supported on older ones).
+io_op vec_op(op_kind one, op_kind many, int fd, std::uint64_t off, const iovec* iov, int cnt) noexcept {
+  io_op op;
+  op.fd = fd;
+  op.off = off;
+  if (cnt == 1) {
+    op.kind = one;
+    op.buf = iov[0].iov_base;
+    op.len = iov[0].iov_len;
+  } else {
+    op.kind = many;
+    op.iov = iov;
+    op.iovcnt = cnt;
+  }
+  return op;
+}
+
+std::size_t total_len(const iovec* iov, int cnt) noexcept {
+  std::size_t n = 0;
+  for (int i = 0; i < cnt; ++i) n += iov[i].iov_len;
+  return n;
+}
+
 // ---- reads -------------------------------------------------------------------
 
 ssize_t nowait_readv(int fd, const iovec* iov, int cnt, std::uint64_t off) noexcept {
@@ -144,40 +189,18 @@ ssize_t g_readv(int fd, const iovec* iov, int cnt, std::uint64_t off, time_point
     return r < 0 ? r : plain_readv(fd, iov, cnt, off);
   }
   bool native = w->drv().native(cnt == 1 ? op_kind::read : op_kind::readv);
-  bool skip_fast = native && off == kFilePos && blocked_before(fd);
-  ssize_t r = skip_fast ? -EAGAIN : nowait_readv(fd, iov, cnt, off);
+  read_hint hint(fd, native && off == kFilePos);
+  ssize_t r = hint.skip ? -EAGAIN : nowait_readv(fd, iov, cnt, off);
   bool nowait_ok = r != -EOPNOTSUPP;
   if (nowait_ok && r != -EAGAIN) return r;
   // No RWF_NOWAIT for this file (inotify, some devices): an O_NONBLOCK fd is
   // then read directly, which cannot block; io_uring would wait instead.
   if (!nowait_ok && user_nonblocking(fd)) return plain_readv(fd, iov, cnt, off);
-  if (!skip_fast && r == -EAGAIN) {
-    if (user_nonblocking(fd)) return -EAGAIN;
-    note_blocked(fd, true);
-  }
+  if (!hint.skip && r == -EAGAIN && !hint.first_wait()) return -EAGAIN;
   if (native) {
-    io_op op;
-    op.fd = fd;
-    op.off = off;
-    if (cnt == 1) {
-      op.kind = op_kind::read;
-      op.buf = iov[0].iov_base;
-      op.len = iov[0].iov_len;
-    } else {
-      op.kind = op_kind::readv;
-      op.iov = iov;
-      op.iovcnt = cnt;
-    }
+    io_op op = vec_op(op_kind::read, op_kind::readv, fd, off, iov, cnt);
     ssize_t res = run_op(*w, op, until, why);
-    if (res == -EAGAIN && skip_fast) {  // io_uring honoured an O_NONBLOCK set since: as libc
-      note_blocked(fd, false);
-      return res;
-    }
-    if (skip_fast && res > 0) {
-      std::size_t want = 0;
-      for (int i = 0; i < cnt; ++i) want += iov[i].iov_len;
-      if (static_cast<std::size_t>(res) == want) note_blocked(fd, false);
-    }
+    hint.after_ring(res, total_len(iov, cnt));
     return res;
   }
   return readiness_loop(
@@ -217,8 +240,7 @@ ssize_t g_writev(int fd, const iovec* iov_in, int cnt, std::uint64_t off, time_p
     ssize_t r = plain_wait(fd, POLLOUT, until);
     return r < 0 ? r : plain_writev(fd, iov_in, cnt, off);
   }
-  std::size_t want = 0;
-  for (int i = 0; i < cnt; ++i) want += iov_in[i].iov_len;
+  std::size_t want = total_len(iov_in, cnt);
   ssize_t r;
   if (cnt == 1 && off == kFilePos && want > 0 && blocked_before(fd) && w->drv().native(op_kind::write)) {
     // The fd's reads block (request/response traffic): the answer goes out
@@ -254,18 +276,7 @@ ssize_t g_writev(int fd, const iovec* iov_in, int cnt, std::uint64_t off, time_p
     auto* iov = v.data() + first;
     int n = static_cast<int>(v.size() - first);
     if (w->drv().native(n == 1 ? op_kind::write : op_kind::writev)) {
-      io_op op;
-      op.fd = fd;
-      op.off = pos();
-      if (n == 1) {
-        op.kind = op_kind::write;
-        op.buf = iov[0].iov_base;
-        op.len = iov[0].iov_len;
-      } else {
-        op.kind = op_kind::writev;
-        op.iov = iov;
-        op.iovcnt = n;
-      }
+      io_op op = vec_op(op_kind::write, op_kind::writev, fd, pos(), iov, n);
       r = run_op(*w, op, until, why);
     } else {
       r = readiness_loop(
@@ -299,13 +310,10 @@ ssize_t g_recv(int fd, void* buf, std::size_t n, int flags, time_point until, wa
     char* p = static_cast<char*>(buf) + total;
     std::size_t left = n - total;
     bool native = w->drv().native(op_kind::recv);
-    bool skip_fast = native && total == 0 && blocked_before(fd);
-    ssize_t r = skip_fast ? -EAGAIN : sys::recv(fd, p, left, f | MSG_DONTWAIT);
+    read_hint hint(fd, native && total == 0);
+    ssize_t r = hint.skip ? -EAGAIN : sys::recv(fd, p, left, f | MSG_DONTWAIT);
     if (r == -EAGAIN) {
-      if (!skip_fast && total == 0) {
-        if (user_nonblocking(fd)) return -EAGAIN;
-        note_blocked(fd, true);
-      }
+      if (!hint.skip && total == 0 && !hint.first_wait()) return -EAGAIN;
       if (native) {
         io_op op;
         op.kind = op_kind::recv;
@@ -314,8 +322,7 @@ ssize_t g_recv(int fd, void* buf, std::size_t n, int flags, time_point until, wa
         op.len = left;
         op.flags = f;
         r = run_op(*w, op, until, why);
-        if (skip_fast && (r == -EAGAIN || static_cast<std::size_t>(r) == left)) note_blocked(fd, false);
-        if (skip_fast && r == -EAGAIN) return r;  // O_NONBLOCK set since: as libc
+        hint.after_ring(r, left);  // an EAGAIN (O_NONBLOCK set since) is returned below, as libc
       } else {
         r = readiness_loop(*w, fd, POLLIN, until, why,
                            [&] { return sys::recv(fd, p, left, f | MSG_DONTWAIT); },

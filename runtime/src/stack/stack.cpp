@@ -37,6 +37,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -334,6 +335,16 @@ void remove_altstack() noexcept {
   sigaltstack(&ss, nullptr);
   ::munmap(t_altstack, 64 * 1024);
   t_altstack = nullptr;
+}
+
+std::size_t stack_size_from_env() noexcept {
+  const char* e = std::getenv("GREENRING_STACK_SIZE");
+  if (!e || !*e) return 0;
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(e, &end, 10);
+  if (end && (*end == 'k' || *end == 'K')) v *= 1024;
+  if (end && (*end == 'm' || *end == 'M')) v *= 1024 * 1024;
+  return v >= 16 * 1024 ? static_cast<std::size_t>(v) : 0;
 }
 
 }  // namespace greenring::detail

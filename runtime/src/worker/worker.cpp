@@ -183,14 +183,8 @@ unsigned default_workers() {
 }
 
 std::size_t default_stack() {
-  if (const char* e = std::getenv("GREENRING_STACK_SIZE"); e && *e) {
-    char* end = nullptr;
-    unsigned long long v = std::strtoull(e, &end, 10);
-    if (end && (*end == 'k' || *end == 'K')) v *= 1024;
-    if (end && (*end == 'm' || *end == 'M')) v *= 1024 * 1024;
-    if (v >= 16 * 1024) return static_cast<std::size_t>(v);
-  }
-  return 64 * 1024;
+  std::size_t v = stack_size_from_env();
+  return v ? v : 64 * 1024;
 }
 
 }  // namespace

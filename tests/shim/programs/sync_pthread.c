@@ -12,7 +12,10 @@
  *  - barrier: exactly one PTHREAD_BARRIER_SERIAL_THREAD per round;
  *  - spinlock stress;
  *  - objects initialised by libc rather than pthread_*_init (the _NP static
- *    initialisers, a sem_open semaphore). */
+ *    initialisers, a sem_open semaphore);
+ *  - bad timeouts on free objects: where glibc checks the clock and the
+ *    timespec (before trying: rwlock, sem, condvar; mutexes take a free lock
+ *    whatever the timespec says, but check the clock first). */
 #define _GNU_SOURCE
 #include "check.h"
 
@@ -408,7 +411,49 @@ static void test_libc_initialised(void) {
   printf("_NP static mutex initialisers and sem_open semaphore: checked\n");
 }
 
+/* The values printed are compared with libc's, so no expectation is written
+ * here: whatever glibc answers is right. */
+static void test_bad_timeouts(void) {
+  struct timespec bad = {0, -1}, big = {0, 1000000000}, ok = {0, 0};
+  pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+  int rc;
+#define RW_TRY(call)                           \
+  rc = (call);                                 \
+  printf("%s: %d\n", #call, rc);               \
+  if (rc == 0) pthread_rwlock_unlock(&rw);
+  RW_TRY(pthread_rwlock_timedrdlock(&rw, &bad));
+  RW_TRY(pthread_rwlock_timedwrlock(&rw, &big));
+  RW_TRY(pthread_rwlock_clockrdlock(&rw, CLOCK_PROCESS_CPUTIME_ID, &ok));
+  RW_TRY(pthread_rwlock_clockwrlock(&rw, CLOCK_MONOTONIC, &bad));
+  RW_TRY(pthread_rwlock_clockwrlock(&rw, CLOCK_MONOTONIC, &ok));
+#undef RW_TRY
+  sem_t s;
+#define SEM_TRY(call)                                               \
+  CHECK(sem_init(&s, 0, 1) == 0);                                   \
+  errno = 0;                                                        \
+  rc = (call);                                                      \
+  printf("%s: %d errno %d\n", #call, rc, rc == 0 ? 0 : errno);
+  SEM_TRY(sem_timedwait(&s, &bad));
+  SEM_TRY(sem_clockwait(&s, 12345, &ok));
+  SEM_TRY(sem_clockwait(&s, CLOCK_MONOTONIC, &big));
+  SEM_TRY(sem_timedwait(&s, &ok));
+#undef SEM_TRY
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  rc = pthread_mutex_timedlock(&m, &bad);
+  printf("pthread_mutex_timedlock(free, bad timespec): %d\n", rc);
+  if (rc == 0) pthread_mutex_unlock(&m);
+  rc = pthread_mutex_clocklock(&m, 12345, &ok);
+  printf("pthread_mutex_clocklock(free, bad clock): %d\n", rc);
+  if (rc == 0) pthread_mutex_unlock(&m);
+  pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+  CHECK_RC(pthread_mutex_lock(&m), 0);
+  printf("pthread_cond_timedwait(bad timespec): %d\n", pthread_cond_timedwait(&c, &m, &bad));
+  printf("pthread_cond_clockwait(bad clock): %d\n", pthread_cond_clockwait(&c, &m, 12345, &ok));
+  CHECK_RC(pthread_mutex_unlock(&m), 0);
+}
+
 int main(void) {
+  test_bad_timeouts();
   test_libc_initialised();
   test_mutexes();
   test_condvars();
