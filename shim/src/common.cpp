@@ -122,10 +122,6 @@ int word_wait(const std::uint32_t* addr, std::uint32_t expected, time_point unti
 }
 
 int word_wake(const std::uint32_t* addr, int n, bool shared) noexcept {
-  if (g_forked_child.load(std::memory_order_relaxed)) {
-    long k = detail::sys::raw(SYS_futex, detail::sys::L(addr), shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, n);
-    return k > 0 ? static_cast<int>(k) : 0;
-  }
   int woken = detail::futex_wake(addr, n);  // green waiters, then private kernel waiters
   if (shared && woken < n) {
     long k = detail::sys::raw(SYS_futex, detail::sys::L(addr), FUTEX_WAKE, n - woken);

@@ -232,7 +232,7 @@ GR_EXPORT int __openat64_2(int dirfd, const char* path, int flags) GR_ALIAS(__op
 // ---- close and dup: keep the per-fd table in step ----------------------------------------------
 
 GR_EXPORT int close(int fd) {
-  if (!enabled() || g_forked_child.load(std::memory_order_relaxed)) return GR_REAL(close)(fd);
+  if (!enabled()) return GR_REAL(close)(fd);
   fd_forget(fd);
   // Any caller: a green thread waiting on fd (on any worker) is woken with EBADF.
   return greenring::io::close(fd);

@@ -3,12 +3,14 @@
 // Symbols owned here:
 //   fork waitpid wait wait4 waitid system popen pclose
 //
-// fork: the child of a green thread continues on that green thread's stack as
-// an ordinary single-threaded process: every wrapper passes through to libc
-// from then on (the parent's ring and workers are not the child's; only the
-// forking thread survives a fork, green or not). exec in the child starts over
-// with the shim. posix_spawn and the exec family are not intercepted (they do
-// not block the caller for long).
+// fork: only the forking thread survives a fork, green or not. In the child it
+// goes on, on its own stack, as a plain thread: its calls go to libc, as a
+// native thread's do. The parent's runtime is forgotten there
+// (detail::after_fork_child: its rings and eventfds closed, never used, its
+// tables emptied), and the first pthread_create of the child starts the
+// child's own runtime, so a pre-forking server's children still run their
+// threads as green threads. exec starts over with the shim. posix_spawn and
+// the exec family are not intercepted (they do not block the caller for long).
 //
 // Waiting for children suspends only the green thread: for one pid, on a
 // pidfd (pidfd_open, Linux 5.3) that becomes readable when the child exits;
@@ -18,6 +20,8 @@
 // system and popen/pclose are greenring's own on green threads because
 // glibc's wait for their child inside libc, out of the shim's reach.
 #include "shim.hpp"
+#include "threads.hpp"
+#include "worker/worker.hpp"
 
 #include <greenring/io.hpp>
 #include <greenring/spawn.hpp>
@@ -116,9 +120,12 @@ pid_t spawn_shell(const char* cmd, posix_spawn_file_actions_t* fa) {
 using namespace greenring::shim;
 
 GR_EXPORT pid_t fork() {
-  if (!green()) return GR_REAL(fork)();
+  if (!enabled()) return GR_REAL(fork)();
+  void* me = current_thread_record();
   pid_t p = GR_REAL(fork)();
   if (p == 0) {
+    greenring::detail::after_fork_child();
+    threads_after_fork_child(me);
     g_forked_child.store(true);
     forget_cached_tid();
   }

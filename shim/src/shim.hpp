@@ -72,13 +72,14 @@ void* next_symbol(const char* name) noexcept;
 // Whether the shim intercepts at all in this process (decided once).
 bool enabled() noexcept;
 
-// Set in the child of a fork() made by a green thread: the child runs natively.
+// Set in the child of fork(): the thread that forked goes on as a plain
+// thread, and the first pthread_create there starts the child's own runtime.
 extern std::atomic<bool> g_forked_child;
 
-// The caller is a green thread of the runtime and the shim is active.
+// The caller is a green thread of the runtime and the shim is active. (In a
+// fork child the thread that forked is no worker any more: not green.)
 inline bool green() noexcept {
-  return detail::current_worker() != nullptr && detail::current_gt() != nullptr &&
-         !g_forked_child.load(std::memory_order_relaxed);
+  return detail::current_worker() != nullptr && detail::current_gt() != nullptr;
 }
 
 // An identity for lock ownership that is unique across green and native

@@ -141,20 +141,8 @@ int green_main(int argc, char** argv, char** envp) {
   install_cancel_hook();
   register_green_tls_all();  // before the runtime: workers bind it as they start
   detail::enable_blocked_hints(true);  // fds.cpp sees every fcntl(F_SETFL) and ioctl(FIONBIO)
-  greenring::options o;
-  o.adopt_calling_thread = true;
-  o.workers = env_unsigned("GREENRING_WORKERS");
-  // Green threads made by pthread_create size their stacks from the attribute
-  // (threads.cpp); this is only the runtime's default for its own.
-  greenring::runtime* rt = nullptr;
-  try {
-    rt = new greenring::runtime(o);  // never deleted: see the file comment
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "greenring: cannot start the runtime (%s); running natively\n", e.what());
-    g_forked_child.store(true);  // every wrapper passes through from now on
-    return g_main(argc, argv, envp);
-  }
-  (void)rt;
+  // Without a runtime no caller is green: every wrapper passes through.
+  if (!start_runtime(true)) return g_main(argc, argv, envp);
   run_main_green(g_main, argc, argv, envp);
 }
 
@@ -165,6 +153,22 @@ bool from_object(void* fn, const void* probe) noexcept {
 }
 
 }  // namespace
+
+bool start_runtime(bool adopt_calling_thread) noexcept {
+  greenring::options o;
+  o.adopt_calling_thread = adopt_calling_thread;
+  o.workers = env_unsigned("GREENRING_WORKERS");
+  // Green threads made by pthread_create size their stacks from the attribute
+  // (threads.cpp); this is only the runtime's default for its own.
+  try {
+    new greenring::runtime(o);  // never deleted: see the file comment
+    return true;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "greenring: cannot start the runtime (%s); running natively\n", e.what());
+    return false;
+  }
+}
+
 }  // namespace greenring::shim
 
 using namespace greenring::shim;

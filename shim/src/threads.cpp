@@ -161,9 +161,44 @@ key_val* native_keys(bool create) noexcept {
   return vals;
 }
 
+// The thread that forked, in a fork child (threads_after_fork_child).
+thread_local gthread* t_fork_survivor = nullptr;
+
 gthread* current_record() noexcept {
-  if (!green()) return nullptr;
+  if (!green()) return t_fork_survivor;
   return static_cast<gthread*>(detail::current_gt()->user);
+}
+
+// In a fork child, threads created by a plain thread (the one that forked, or
+// native threads it made) are green threads of a runtime of the child's own,
+// started by the first such pthread_create. One attempt: a runtime that
+// cannot start leaves the child's threads native.
+std::atomic<bool> g_child_rt_lock{false};
+std::atomic<bool> g_child_rt_failed{false};
+
+bool child_runtime() noexcept {
+  if (!g_forked_child.load(std::memory_order_relaxed) || g_child_rt_failed.load(std::memory_order_relaxed))
+    return false;
+  if (greenring::runtime::current()) return true;
+  while (g_child_rt_lock.exchange(true, std::memory_order_acquire)) sched_yield();
+  bool ok = greenring::runtime::current() != nullptr || start_runtime(false);
+  if (!ok) g_child_rt_failed.store(true, std::memory_order_relaxed);
+  g_child_rt_lock.store(false, std::memory_order_release);
+  return ok;
+}
+
+// pthread_exit from main, or from the thread that forked in a fork child: the
+// process lives until the other threads have ended, then exits 0.
+[[noreturn]] void exit_when_alone() {
+  auto* rt = greenring::runtime::current();
+  std::size_t self = green() ? 1 : 0;
+  while (rt && rt->live_green_threads() > self) {
+    if (green())
+      greenring::this_fiber::sleep_for(std::chrono::milliseconds(5));
+    else
+      GR_REAL(usleep)(5000);
+  }
+  std::exit(0);
 }
 
 // ---- native-thread rule (GREENRING_NATIVE_THREADS) ------------------------------
@@ -232,7 +267,9 @@ void body(gthread* r) noexcept {
   } catch (...) {
     std::terminate();  // as for an exception escaping a native thread
   }
+  bool survivor = r == t_fork_survivor;  // finish may free r
   finish(r);
+  if (survivor) exit_when_alone();  // the fork child's first thread ended like this one
 }
 
 // Spawns r as a green thread; EAGAIN when memory or the runtime says no.
@@ -297,6 +334,14 @@ void cancel_hook(detail::gt_base* gt) {
 
 void install_cancel_hook() noexcept { detail::set_cancel_hook(&cancel_hook); }
 
+void* current_thread_record() noexcept { return current_record(); }
+
+void threads_after_fork_child(void* record) noexcept {
+  t_fork_survivor = static_cast<gthread*>(record);
+  g_child_rt_lock.store(false, std::memory_order_relaxed);
+  g_child_rt_failed.store(false, std::memory_order_relaxed);
+}
+
 [[noreturn]] void exit_green_thread(void* value) {
   gthread* r = current_record();
   if (r && r->c_cleanup) {
@@ -330,10 +375,7 @@ void install_cancel_hook() noexcept { detail::set_cancel_hook(&cancel_hook); }
     try {
       rc = a.fn(a.argc, a.argv, a.envp);
     } catch (const thread_exit&) {
-      // pthread_exit in main: the process lives until the other threads end.
-      auto* rt = greenring::runtime::current();
-      while (rt && rt->live_green_threads() > 1) greenring::this_fiber::sleep_for(std::chrono::milliseconds(5));
-      rc = 0;
+      exit_when_alone();
     }
     std::exit(rc);
   };
@@ -356,7 +398,7 @@ using namespace greenring::shim;
 using greenring::shim::gthread;
 
 GR_EXPORT int pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (*fn)(void*), void* arg) {
-  if (!green() || wants_native(fn)) return GR_REAL(pthread_create)(t, attr, fn, arg);
+  if (wants_native(fn) || (!green() && !child_runtime())) return GR_REAL(pthread_create)(t, attr, fn, arg);
   auto* r = new (std::nothrow) gthread();
   if (!r) return EAGAIN;
   r->fn = fn;

@@ -81,8 +81,15 @@ class helper_pool {
   std::size_t idle_ = 0;
 };
 
+std::atomic<helper_pool*> g_pool{nullptr};
+
 helper_pool& pool() {
-  static helper_pool* p = new helper_pool;  // leaked on purpose: see the header comment
+  helper_pool* p = g_pool.load(std::memory_order_acquire);
+  if (!p) {
+    auto* fresh = new helper_pool;  // leaked on purpose: see the header comment
+    if (g_pool.compare_exchange_strong(p, fresh, std::memory_order_acq_rel)) return *fresh;
+    delete fresh;  // another thread won
+  }
   return *p;
 }
 
@@ -94,6 +101,8 @@ T next_symbol(const char* name) {
 }
 
 }  // namespace
+
+void fallback_after_fork() noexcept { g_pool.store(nullptr, std::memory_order_release); }
 
 const glibc_fns& glibc() {
   static const glibc_fns f = {

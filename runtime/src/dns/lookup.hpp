@@ -94,5 +94,8 @@ struct glibc_fns {
 const glibc_fns& glibc();
 bool use_glibc() noexcept;  // libc_compat::must_fall_back()
 std::uint64_t fallback_calls() noexcept;  // helper-thread runs so far (tests)
+// In the child of a fork: the helper threads are gone; a fresh pool starts
+// its own (the old one, possibly locked, is leaked).
+void fallback_after_fork() noexcept;
 
 }  // namespace greenring::detail::dns

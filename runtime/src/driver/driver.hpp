@@ -105,6 +105,11 @@ class driver {
   virtual void wake() noexcept = 0;
   // Ops started and not yet completed (the wake mechanism's own are not counted).
   virtual std::size_t inflight() const noexcept = 0;
+  // In the child of a fork: closes this process's descriptors of the ring or
+  // epoll instance and the eventfd, which it shares with the parent, without
+  // submitting, reaping or unmapping anything. No other method may be called
+  // afterwards; the object is leaked.
+  virtual void abandon() noexcept = 0;
 
  protected:
   static constexpr std::chrono::microseconds kPollInterval{20};

@@ -106,6 +106,11 @@ class epoll_driver final : public driver {
 
   std::size_t inflight() const noexcept override { return inflight_; }
 
+  void abandon() noexcept override {
+    sys::close(epfd_);
+    sys::close(efd_);
+  }
+
  private:
   struct fdstate {
     io_op* head = nullptr;

@@ -156,6 +156,11 @@ class uring_driver final : public driver {
 
   std::size_t inflight() const noexcept override { return inflight_; }
 
+  void abandon() noexcept override {
+    sys::close(ring_.ring_fd);
+    sys::close(efd_);
+  }
+
  private:
   // Which opcodes this kernel has (IORING_REGISTER_PROBE, 5.6+). An op the
   // kernel lacks is done by readiness + syscall instead.

@@ -3,6 +3,7 @@
 #include "io/fd_registry.hpp"
 
 #include <mutex>
+#include <new>
 
 namespace greenring::detail {
 namespace {
@@ -35,6 +36,10 @@ void fd_wait_remove(fd_wait& w) noexcept {
   if (w.prev) w.prev->next = w.next; else b.head = w.next;
   if (w.next) w.next->prev = w.prev;
   w.prev = w.next = nullptr;
+}
+
+void fd_registry_after_fork() noexcept {
+  for (auto& b : g_buckets) new (&b) bucket();
 }
 
 std::size_t fd_wait_close(int fd) noexcept {

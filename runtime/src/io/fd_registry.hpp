@@ -23,5 +23,7 @@ void fd_wait_add(fd_wait& w) noexcept;
 void fd_wait_remove(fd_wait& w) noexcept;
 // Unparks every waiter on fd with wake::closed; returns how many.
 std::size_t fd_wait_close(int fd) noexcept;
+// In the child of a fork: the waiters were the parent's other threads.
+void fd_registry_after_fork() noexcept;
 
 }  // namespace greenring::detail

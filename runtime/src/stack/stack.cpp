@@ -347,4 +347,6 @@ std::size_t stack_size_from_env() noexcept {
   return v >= 16 * 1024 ? static_cast<std::size_t>(v) : 0;
 }
 
+void stack_after_fork() noexcept { new (&g_free_lk) std::mutex(); }
+
 }  // namespace greenring::detail

@@ -13,6 +13,9 @@ void set_stack_cache_capacity(std::size_t n) noexcept;
 // GREENRING_STACK_SIZE in bytes (`k`/`m` suffixes), or 0 when it is unset or
 // below 16 KiB. One parser for the runtime's default and the shim's.
 std::size_t stack_size_from_env() noexcept;
+// In the child of a fork: the slab free-list lock may have been held by a
+// thread that does not exist there.
+void stack_after_fork() noexcept;
 // Checks the canary of a stack that has no guard page; aborts with the green
 // thread's identity when it was overwritten.
 inline constexpr std::uint64_t kCanary = 0x6772656e72696e67ULL;  // "grenring"

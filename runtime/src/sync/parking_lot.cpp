@@ -12,6 +12,7 @@
 #include <chrono>
 #include <climits>
 #include <mutex>
+#include <new>
 
 namespace greenring::detail {
 namespace {
@@ -120,6 +121,10 @@ int futex_wake(const std::uint32_t* addr, int n) noexcept {
     if (k > 0) woken += static_cast<int>(k);
   }
   return woken;
+}
+
+void parking_lot_after_fork() noexcept {
+  for (auto& b : g_lot) new (&b) bucket();
 }
 
 }  // namespace greenring::detail

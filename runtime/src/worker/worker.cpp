@@ -19,15 +19,22 @@
 //     state-word protocol in worker.hpp).
 #include "worker/worker.hpp"
 
+#include "detail/sys.hpp"
+#include "dns/lookup.hpp"
+#include "io/fd_registry.hpp"
 #include "stack/stack.hpp"
 #include "worker/green_tls.hpp"
 #include "worker/asan_switch.hpp"
+
+#include <greenring/detail/parking_lot.hpp>
 
 #include <boost/fiber/algo/round_robin.hpp>
 
 #include <cxxabi.h>
 
+#include <linux/futex.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -35,6 +42,7 @@
 #include <cstring>
 #include <algorithm>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 
 namespace greenring::detail {
@@ -89,6 +97,8 @@ class worker_algo final : public boost::fibers::algo::algorithm {
     // its parker's lock, and reaping unparks.
     bool from_dispatcher = active == dispatcher_;
     if (from_dispatcher) w_.poll_events();
+    if (w_.abandoned()) [[unlikely]]
+      drop_forked_copies();
     if (rq_.empty()) {
       asan::before_switch(active, nullptr);
       if (!from_dispatcher) {
@@ -114,6 +124,20 @@ class worker_algo final : public boost::fibers::algo::algorithm {
   }
 
   bool has_ready_fibers() const noexcept override { return !rq_.empty(); }
+
+  // In a fork child: the parent's other green threads of this worker exist
+  // here only as copies of their stacks; they must never run (POSIX: only the
+  // forking thread survives). They are dropped from the ready queue, unrun
+  // and leaked, whenever they become ready (a timer, a wake).
+  void drop_forked_copies() noexcept {
+    for (auto it = rq_.begin(); it != rq_.end();) {
+      boost::fibers::context* c = &*it;
+      if (c == w_.survivor || c == dispatcher_)
+        ++it;
+      else
+        it = rq_.erase(it);
+    }
+  }
 
   void suspend_until(std::chrono::steady_clock::time_point const& until) noexcept override {
     w_.idle(until);
@@ -192,7 +216,29 @@ std::size_t default_stack() {
 worker* current_worker() noexcept { return tls_worker; }
 
 void worker::notify() noexcept {
-  if (state_.exchange(notified, std::memory_order_acq_rel) == parked) drv_->wake();
+  if (state_.exchange(notified, std::memory_order_acq_rel) != parked) return;
+  if (abandoned_.load(std::memory_order_relaxed))
+    sys::raw(SYS_futex, sys::L(&state_), FUTEX_WAKE_PRIVATE, 1);
+  else
+    drv_->wake();
+}
+
+void worker::abandon() noexcept {
+  abandoned_.store(true, std::memory_order_relaxed);
+  if (drv_) drv_->abandon();
+}
+
+void after_fork_child() noexcept {
+  if (tls_worker) tls_worker->survivor = boost::fibers::context::active();
+  tls_worker = nullptr;
+  new (&g_runtimes_lk) std::mutex();
+  for (runtime* rt : g_runtimes)
+    for (auto& w : rt->impl().workers) w->abandon();
+  g_runtimes.clear();
+  parking_lot_after_fork();
+  fd_registry_after_fork();
+  stack_after_fork();
+  dns::fallback_after_fork();
 }
 
 void worker::post(boost::fibers::context* ctx) noexcept {
@@ -221,11 +267,15 @@ void worker::drain_inbox() noexcept {
 
 void worker::poll_events() noexcept {
   drain_inbox();
-  drv_->poll();
+  if (!abandoned_.load(std::memory_order_relaxed)) drv_->poll();
 }
 
 void worker::idle(std::chrono::steady_clock::time_point until) noexcept {
   using clk = std::chrono::steady_clock;
+  if (abandoned_.load(std::memory_order_relaxed)) {
+    idle_abandoned(until);
+    return;
+  }
   auto now = clk::now();
   auto spin_end = now + rt_.opts.idle_spin;
   if (spin_end > until) spin_end = until;
@@ -251,6 +301,22 @@ void worker::idle(std::chrono::steady_clock::time_point until) noexcept {
   }
   state_.store(running, std::memory_order_seq_cst);
   drain_inbox();  // wait() has reaped the completions already
+}
+
+void worker::idle_abandoned(std::chrono::steady_clock::time_point until) noexcept {
+  if (state_.exchange(parked, std::memory_order_acq_rel) != notified) {
+    timespec ts{};
+    timespec* tsp = nullptr;
+    if (until != std::chrono::steady_clock::time_point::max()) {
+      auto d = until - std::chrono::steady_clock::now();
+      auto ns = d.count() > 0 ? std::chrono::duration_cast<std::chrono::nanoseconds>(d).count() : 0;
+      ts = {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+      tsp = &ts;
+    }
+    sys::raw(SYS_futex, sys::L(&state_), FUTEX_WAIT_PRIVATE, parked, sys::L(tsp));
+  }
+  state_.store(running, std::memory_order_seq_cst);
+  drain_inbox();
 }
 
 void worker::link_live(gt_base* gt) noexcept {

@@ -64,6 +64,17 @@ class worker {
   std::atomic<std::size_t> live{0};  // placed here and not yet finished
   bool is_parked() const noexcept { return state_.load(std::memory_order_relaxed) == parked; }
 
+  // In the child of a fork (after_fork_child): the worker's thread is gone, or
+  // is the forking thread, which goes on as a plain thread. The driver is
+  // abandoned (its ring is the parent's); should a context of this worker
+  // still suspend, the thread sleeps on the state word instead.
+  void abandon() noexcept;
+  bool abandoned() const noexcept { return abandoned_.load(std::memory_order_relaxed); }
+  // The only context of an abandoned worker that may still run (with the
+  // scheduler's dispatcher): the green thread that forked, on its own thread.
+  // Every other one is a copy of a parent's thread and is dropped unrun.
+  boost::fibers::context* survivor = nullptr;
+
   // Written only by the owner thread (plain load+store, no lock prefix), read
   // by the watchdog: progress and who is running.
   std::atomic<std::uint64_t> switches{0};
@@ -80,11 +91,13 @@ class worker {
  private:
   friend class runtime_impl;
   void drain_inbox() noexcept;
+  void idle_abandoned(std::chrono::steady_clock::time_point until) noexcept;
 
   enum : int { running, parked, notified };
   runtime_impl& rt_;
   unsigned index_;
   alignas(64) std::atomic<int> state_{running};
+  std::atomic<bool> abandoned_{false};
   alignas(64) spinlock inbox_lk_;
   std::vector<boost::fibers::context*> inbox_;
   std::vector<boost::fibers::context*> inbox_spare_;
@@ -123,5 +136,14 @@ class runtime_impl {
 
 // The worker whose thread this is, or nullptr.
 worker* current_worker() noexcept;
+
+// For the LD_PRELOAD shim, in the child of a fork made by a green thread, which
+// goes on as the child's only thread: every runtime of the parent is
+// forgotten (its workers abandoned: no ring or eventfd of the parent is used
+// or kept open), the calling thread stops being a worker, and the
+// process-wide tables (parking lot, fd waiters, stack slabs, DNS helpers) are
+// emptied and unlocked. A runtime constructed afterwards is the child's own.
+// Not for linked programs: their runtime objects would still be destroyed.
+void after_fork_child() noexcept;
 
 }  // namespace greenring::detail

@@ -35,4 +35,9 @@ int futex_wait(const std::uint32_t* addr, std::uint32_t expected, time_point unt
 // were woken plus what the kernel reported.
 int futex_wake(const std::uint32_t* addr, int n) noexcept;
 
+// In the child of a fork (after_fork_child): every queued waiter belonged to
+// a thread that does not exist there, and a bucket lock may have been held by
+// one. Empties every bucket and unlocks it.
+void parking_lot_after_fork() noexcept;
+
 }  // namespace greenring::detail
