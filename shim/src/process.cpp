@@ -1,7 +1,7 @@
 // shim/src/process.cpp: processes.
 //
 // Symbols owned here:
-//   fork waitpid wait wait4 waitid system popen pclose
+//   fork daemon waitpid wait wait4 waitid system popen pclose
 //
 // fork: only the forking thread survives a fork, green or not. In the child it
 // goes on, on its own stack, as a plain thread: its calls go to libc, as a
@@ -11,6 +11,9 @@
 // child's own runtime, so a pre-forking server's children still run their
 // threads as green threads. exec starts over with the shim. posix_spawn and
 // the exec family are not intercepted (they do not block the caller for long).
+// daemon() is: glibc's forks through its internal __fork, which no preload
+// sees, so its child would keep the parent's runtime, whose other workers
+// are gone.
 //
 // Waiting for children suspends only the green thread: for one pid, on a
 // pidfd (pidfd_open, Linux 5.3) that becomes readable when the child exits;
@@ -30,7 +33,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -130,6 +135,32 @@ GR_EXPORT pid_t fork() {
     forget_cached_tid();
   }
   return p;
+}
+
+// glibc's daemon(), step for step, with the fork above.
+GR_EXPORT int daemon(int nochdir, int noclose) {
+  if (!enabled()) return GR_REAL(daemon)(nochdir, noclose);
+  switch (fork()) {
+    case -1: return -1;
+    case 0: break;
+    default: _exit(0);
+  }
+  if (setsid() == -1) return -1;
+  if (!nochdir) (void)chdir("/");
+  if (!noclose) {
+    int fd = GR_REAL(open)("/dev/null", O_RDWR, 0);
+    struct stat st {};
+    if (fd == -1) return -1;
+    if (fstat(fd, &st) != 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
+      GR_REAL(close)(fd);
+      return -1;
+    }
+    (void)dup2(fd, STDIN_FILENO);
+    (void)dup2(fd, STDOUT_FILENO);
+    (void)dup2(fd, STDERR_FILENO);
+    if (fd > 2) (void)close(fd);
+  }
+  return 0;
 }
 
 GR_EXPORT pid_t wait4(pid_t pid, int* status, int options, rusage* ru) {

@@ -15,7 +15,9 @@
  *    on a smaller scale) and waits for it.
  * The fork is done twice: from main and from a created thread, whose return
  * ends the child (its last thread) with status 0. The parent checks its own
- * threads still work afterwards. */
+ * threads still work afterwards. Last, daemon() (glibc forks inside it, out
+ * of a preload's reach): the daemon runs 50 threads and reports through a
+ * pipe. */
 #define _GNU_SOURCE
 #include "check.h"
 
@@ -222,6 +224,54 @@ static void fork_round(const char* from, int child_returns) {
   printf("parent's threads finished: %d of 6\n", counter);
 }
 
+/* A forked helper calls daemon(1, 1), as a legacy server does at start; the
+ * daemon (the helper's child) reports on a pipe this process reads. */
+static int daemon_pipe[2];
+static void* daemon_sleeper(void* arg) {
+  (void)arg;
+  usleep(50000);
+  __atomic_add_fetch(&sleepers_done, 1, __ATOMIC_RELAXED);
+  return NULL;
+}
+
+static void daemon_round(void) {
+  CHECK(pipe(daemon_pipe) == 0);
+  fflush(stdout);
+  pid_t helper = fork();
+  if (helper == 0) {
+    close(daemon_pipe[0]);
+    /* A thread first: under the shim the helper then has a runtime of its
+     * own, which daemon()'s child must not inherit half-dead. */
+    pthread_t first;
+    CHECK_RC(pthread_create(&first, NULL, daemon_sleeper, NULL), 0);
+    CHECK_RC(pthread_join(first, NULL), 0);
+    if (daemon(1, 1) != 0) _exit(3); /* the helper itself _exits(0) in here */
+    sleepers_done = 0;
+    pthread_t t[50];
+    for (int i = 0; i < 50; i++) CHECK_RC(pthread_create(&t[i], NULL, daemon_sleeper, NULL), 0);
+    usleep(20000);
+    int os = os_threads();
+    for (int i = 0; i < 50; i++) CHECK_RC(pthread_join(t[i], NULL), 0);
+    char msg[200];
+    int n = snprintf(msg, sizeof msg, "daemon: %s session leader, 50 threads done: %d\n", yes(getsid(0) == getpid()),
+                     sleepers_done);
+    if (report_os) n += snprintf(msg + n, sizeof msg - (size_t)n, "daemon: os threads while sleeping < 25: %s\n", yes(os < 25));
+    CHECK(write(daemon_pipe[1], msg, (size_t)n) == n);
+    _exit(check_failures ? 1 : 0);
+  }
+  close(daemon_pipe[1]);
+  int st = 0;
+  CHECK(waitpid(helper, &st, 0) == helper);
+  printf("daemon's parent exited: %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  char buf[400];
+  size_t got = 0;
+  ssize_t n;
+  while ((n = read(daemon_pipe[0], buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)n;
+  buf[got] = 0;
+  close(daemon_pipe[0]);
+  fputs(buf, stdout);
+}
+
 static void* forking_thread(void* arg) {
   (void)arg;
   fork_round("a created thread", 1);
@@ -235,5 +285,6 @@ int main(int argc, char** argv) {
   pthread_t t;
   CHECK_RC(pthread_create(&t, NULL, forking_thread, NULL), 0);
   CHECK_RC(pthread_join(t, NULL), 0);
+  daemon_round();
   return finish("fork_child");
 }
