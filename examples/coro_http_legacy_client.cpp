@@ -19,10 +19,11 @@
 //   coro_http_legacy_client --demo [--requests N] [--concurrency C] [--workers N]
 //        start everything on loopback ports, send N requests from C client
 //        green threads, check every response body, print what was measured.
+#include "example_util.hpp"
+
 #include <greenring/greenring.hpp>
 #include <greenring/interop/interop.hpp>
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,7 +31,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <stdexcept>
@@ -49,10 +49,7 @@ namespace legacy_kv {
 std::string get(uint16_t port, std::string key) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error("legacy_kv: socket");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_in a = example::loopback(port);
   if (gr::io::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     gr::io::close(fd);
     throw std::runtime_error("legacy_kv: connect");
@@ -74,24 +71,6 @@ std::string get(uint16_t port, std::string key) {
 }
 
 }  // namespace legacy_kv
-
-int listen_on(uint16_t port, uint16_t& bound) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 1024) != 0) {
-    std::perror("coro_http_legacy_client: bind/listen");
-    std::exit(1);
-  }
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  bound = ntohs(a.sin_port);
-  return fd;
-}
 
 // ---- 2. the backend: green threads, blocking calls -----------------------------------------
 
@@ -162,10 +141,7 @@ gr::task<void> http_server(int lfd, uint16_t kv_port) {
 
 std::string http_get(uint16_t port, const std::string& path) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_in a = example::loopback(port);
   std::string resp;
   if (gr::io::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
     std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
@@ -181,35 +157,23 @@ std::string http_get(uint16_t port, const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool demo = false;
-  unsigned workers = 0;
-  uint16_t port = 8080;
+  example::command_line cl{.port = 8080};
   int requests = 2000, concurrency = 64;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
-    if (a == "--demo") demo = true;
-    else if (a == "--port") port = static_cast<uint16_t>(next());
-    else if (a == "--workers") workers = static_cast<unsigned>(next());
-    else if (a == "--requests") requests = next();
-    else if (a == "--concurrency") concurrency = next();
-    else {
-      std::fprintf(stderr, "usage: %s [--port P] [--workers N] | --demo [--requests N] [--concurrency C]\n", argv[0]);
-      return 2;
-    }
-  }
+  if (!example::parse_command_line(argc, argv, cl, {{"--requests", &requests}, {"--concurrency", &concurrency}},
+                                   "[--requests N] [--concurrency C]"))
+    return 2;
   gr::options o;
-  o.workers = workers;
+  o.workers = cl.workers;
   gr::runtime rt(o);
 
-  uint16_t kv_port = 0, http_port = 0;
-  int kv_fd = listen_on(0, kv_port);
-  int http_fd = listen_on(demo ? 0 : port, http_port);
+  int kv_fd = example::listen_on(0);
+  int http_fd = example::listen_on(cl.demo ? 0 : cl.port);
+  uint16_t kv_port = example::port_of(kv_fd), http_port = example::port_of(http_fd);
   gr::spawn(kv_backend, kv_fd).detach();
   gr::co_spawn(http_server(http_fd, kv_port)).detach();
   std::printf("coro_http_legacy_client: %s, %u workers; HTTP on 127.0.0.1:%u, kv backend on :%u\n",
               rt.backend_name(), rt.workers(), http_port, kv_port);
-  if (!demo) {
+  if (!cl.demo) {
     gr::event never;
     never.wait();
   }

@@ -8,9 +8,10 @@
 //        client green threads (a second runtime in the same process) doing
 //        request/response round trips of B bytes for S seconds, verify every
 //        byte, and print what was measured.
+#include "example_util.hpp"
+
 #include <greenring/greenring.hpp>
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
@@ -41,28 +42,6 @@ void serve_connection(int fd) {
     if (gr::io::write(fd, buf, static_cast<size_t>(n)) != n) break;
   }
   gr::io::close(fd);
-}
-
-int listen_on(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 4096) != 0) {
-    std::perror("echo_server: bind/listen");
-    std::exit(1);
-  }
-  return fd;
-}
-
-uint16_t port_of(int fd) {
-  sockaddr_in a{};
-  socklen_t l = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &l);
-  return ntohs(a.sin_port);
 }
 
 void accept_loop(int lfd) {
@@ -97,10 +76,7 @@ struct client_stats {
 client_stats run_client(uint16_t port, size_t size, steady_clock::time_point until, unsigned seed) {
   client_stats st;
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_in a = example::loopback(port);
   if (gr::io::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     ++st.errors;
     gr::io::close(fd);
@@ -149,8 +125,8 @@ int demo(unsigned connections, double seconds, size_t size, unsigned workers) {
   gr::options so;
   so.workers = workers;
   gr::runtime server(so);
-  int lfd = listen_on(0);
-  uint16_t port = port_of(lfd);
+  int lfd = example::listen_on(0, 4096);
+  uint16_t port = example::port_of(lfd);
   auto acceptor = gr::spawn(accept_loop, lfd);
 
   gr::options co;
@@ -228,8 +204,8 @@ int main(int argc, char** argv) {
   gr::options o;
   o.workers = workers;
   gr::runtime rt(o);
-  int lfd = listen_on(port);
-  std::printf("echo_server: listening on 127.0.0.1:%u (%s, %u workers)\n", port_of(lfd), rt.backend_name(),
+  int lfd = example::listen_on(port, 4096);
+  std::printf("echo_server: listening on 127.0.0.1:%u (%s, %u workers)\n", example::port_of(lfd), rt.backend_name(),
               rt.workers());
   std::fflush(stdout);
   gr::spawn(accept_loop, lfd).join();

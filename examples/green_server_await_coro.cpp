@@ -19,10 +19,11 @@
 //   green_server_await_coro --demo [--connections C] [--lines L] [--workers N]
 //        start everything on loopback ports, run C client connections sending
 //        L request lines each, check every answer, print what was measured.
+#include "example_util.hpp"
+
 #include <greenring/greenring.hpp>
 #include <greenring/interop/interop.hpp>
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,7 +32,6 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <variant>
@@ -41,29 +41,6 @@ namespace gr = greenring;
 using namespace std::chrono_literals;
 
 namespace {
-
-sockaddr_in loopback(uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
-int listen_on(uint16_t port, uint16_t& bound) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a = loopback(port);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 1024) != 0) {
-    std::perror("green_server_await_coro: bind/listen");
-    std::exit(1);
-  }
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  bound = ntohs(a.sin_port);
-  return fd;
-}
 
 std::string expected_quote(const std::string& symbol) {
   std::string up = symbol;
@@ -82,7 +59,7 @@ gr::task<std::string> ask(uint16_t port, std::string symbol) {
     int fd;
     ~closer() { ::close(fd); }
   } guard{fd};
-  sockaddr_in a = loopback(port);
+  sockaddr_in a = example::loopback(port);
   if (co_await gr::co::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
     throw std::runtime_error("quote_lib: connect failed");
   std::string line = symbol + "\n";
@@ -168,36 +145,24 @@ void front_end(int lfd, uint16_t ra, uint16_t rb) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool demo = false;
-  unsigned workers = 0;
-  uint16_t port = 7070;
+  example::command_line cl{.port = 7070};
   int connections = 32, lines = 50;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
-    if (a == "--demo") demo = true;
-    else if (a == "--port") port = static_cast<uint16_t>(next());
-    else if (a == "--workers") workers = static_cast<unsigned>(next());
-    else if (a == "--connections") connections = next();
-    else if (a == "--lines") lines = next();
-    else {
-      std::fprintf(stderr, "usage: %s [--port P] [--workers N] | --demo [--connections C] [--lines L]\n", argv[0]);
-      return 2;
-    }
-  }
+  if (!example::parse_command_line(argc, argv, cl, {{"--connections", &connections}, {"--lines", &lines}},
+                                   "[--connections C] [--lines L]"))
+    return 2;
   gr::options o;
-  o.workers = workers;
+  o.workers = cl.workers;
   gr::runtime rt(o);
 
-  uint16_t ra = 0, rb = 0, front = 0;
-  int fa = listen_on(0, ra), fb = listen_on(0, rb);
-  int ff = listen_on(demo ? 0 : port, front);
+  int fa = example::listen_on(0), fb = example::listen_on(0);
+  int ff = example::listen_on(cl.demo ? 0 : cl.port);
+  uint16_t ra = example::port_of(fa), rb = example::port_of(fb), front = example::port_of(ff);
   gr::co_spawn(replica(fa, 0ms)).detach();
   gr::co_spawn(replica(fb, 3ms)).detach();  // the slow replica: usually loses when_any
   gr::spawn(front_end, ff, ra, rb).detach();
   std::printf("green_server_await_coro: %s, %u workers; line server on 127.0.0.1:%u (replicas :%u, :%u)\n",
               rt.backend_name(), rt.workers(), front, ra, rb);
-  if (!demo) {
+  if (!cl.demo) {
     gr::event never;
     never.wait();
   }
@@ -208,7 +173,7 @@ int main(int argc, char** argv) {
   for (int c = 0; c < connections; ++c)
     clients.push_back(gr::spawn([&, c] {
       int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in a = loopback(front);
+      sockaddr_in a = example::loopback(front);
       if (gr::io::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
         bad += lines;
         gr::io::close(fd);

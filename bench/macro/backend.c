@@ -20,17 +20,16 @@
  *
  *   macro_backend [--port P] [--delay-ms D]      prints "listening on <port>" */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
+#include "common.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -176,31 +175,16 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  signal(SIGPIPE, SIG_IGN);
-  struct rlimit rl;
-  getrlimit(RLIMIT_NOFILE, &rl);
-  rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
-  getrlimit(RLIMIT_NOFILE, &rl);
-  nconns = rl.rlim_cur;
+  nconns = prepare_process();
   conns = calloc(nconns, sizeof *conns);
   dirty = malloc(nconns * sizeof *dirty);
   if (conns == NULL || dirty == NULL) return 1;
 
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((unsigned short)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(lfd, (struct sockaddr*)&a, sizeof a) != 0 || listen(lfd, SOMAXCONN) != 0) {
+  int lfd = listen_tcp("127.0.0.1", port, SOCK_NONBLOCK, &port);
+  if (lfd < 0) {
     perror("macro_backend: bind/listen");
     return 1;
   }
-  socklen_t al = sizeof a;
-  getsockname(lfd, (struct sockaddr*)&a, &al);
 
   ep = epoll_create1(EPOLL_CLOEXEC);
   tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -209,7 +193,7 @@ int main(int argc, char** argv) {
   ev.data.fd = tfd;
   epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
 
-  printf("listening on %d\n", ntohs(a.sin_port));
+  printf("listening on %d\n", port);
   fflush(stdout);
 
   struct epoll_event evs[512];
@@ -232,6 +216,7 @@ int main(int argc, char** argv) {
             close(c);
             continue;
           }
+          int one = 1;
           setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           conns[c].open = 1;
           conns[c].due = 0;

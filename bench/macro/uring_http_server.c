@@ -24,19 +24,17 @@
  * server could use for a read() into the caller's buffer, so they would make
  * the comparison about API shape, not runtime overhead. */
 #define _GNU_SOURCE
+#include "common.h"
 #include "hello_http.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -124,26 +122,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  signal(SIGPIPE, SIG_IGN);
-  struct rlimit rl;
-  getrlimit(RLIMIT_NOFILE, &rl);
-  rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
-
-  lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((unsigned short)port);
-  if (inet_pton(AF_INET, host, &a.sin_addr) != 1 || bind(lfd, (struct sockaddr*)&a, sizeof a) != 0 ||
-      listen(lfd, SOMAXCONN) != 0) {
+  prepare_process();
+  lfd = listen_tcp(host, port, 0, &port);
+  if (lfd < 0) {
     perror("uring_http_server: bind/listen");
     return 1;
   }
-  socklen_t al = sizeof a;
-  getsockname(lfd, (struct sockaddr*)&a, &al);
 
   struct io_uring_params p;
   memset(&p, 0, sizeof p);
@@ -161,7 +145,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   arm_accept();
-  printf("listening on %d\n", ntohs(a.sin_port));
+  printf("listening on %d\n", port);
   fflush(stdout);
 
   for (;;) {
@@ -177,6 +161,7 @@ int main(int argc, char** argv) {
       int res = cqe->res;
       if (cqe->user_data == 0) {
         if (res >= 0) {
+          int one = 1;
           setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           struct conn* c = malloc(sizeof *c);
           if (c == NULL) {

@@ -14,28 +14,24 @@
 // Both ask dnsmasq for "a.test" (A only); items_per_second is lookups/s.
 // The benchmark starts dnsmasq itself (/usr/sbin/dnsmasq, Debian dnsmasq-base)
 // on a free loopback port and exits with an error if it cannot.
+#include "helpers/dnsmasq.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <greenring/dns.hpp>
 #include <greenring/greenring.hpp>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-extern char** environ;
 
 namespace {
 
@@ -57,38 +53,11 @@ int free_udp_port() {
 
 bool start_dnsmasq() {
   int port = free_udp_port();
-  std::vector<std::string> args = {"/usr/sbin/dnsmasq", "--keep-in-foreground", "--port=" + std::to_string(port),
-                                   "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-                                   "--conf-file=/dev/null", "--pid-file=", "--local=/test/",
-                                   "--host-record=a.test,10.1.2.3"};
-  if (::geteuid() == 0) args.push_back("--user=root");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  int rc = posix_spawn(&g_dnsmasq, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return false;
+  g_dnsmasq = gr_test::spawn_dnsmasq(port, {"--host-record=a.test,10.1.2.3"});
+  if (g_dnsmasq < 0) return false;
   ::setenv("GREENRING_DNS_SERVERS", ("127.0.0.1:" + std::to_string(port)).c_str(), 1);
-  // Until it answers a raw A query for a.test.
-  const unsigned char q[] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 'a', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<std::uint16_t>(port));
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  for (int i = 0; i < 50; ++i) {
-    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ::sendto(fd, q, sizeof q, 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    pollfd pfd{fd, POLLIN, 0};
-    bool ok = ::poll(&pfd, 1, 100) == 1;
-    unsigned char buf[512];
-    ok = ok && ::recv(fd, buf, sizeof buf, 0) >= 12;
-    ::close(fd);
-    if (ok) return true;
-  }
+  for (int i = 0; i < 50; ++i)
+    if (gr_test::dnsmasq_answers(port, 100)) return true;
   return false;
 }
 

@@ -30,6 +30,8 @@
 // The `for (auto _ : state)` loop runs on the worker thread, inside the green
 // thread or the coroutine being measured (Google Benchmark's timer reads the
 // calling thread's clocks), so runtime construction is not timed. Real time.
+#include "bench_util.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <greenring/greenring.hpp>
@@ -38,10 +40,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
 namespace gr = greenring;
@@ -54,10 +52,8 @@ gr::options one_worker() {
   return o;
 }
 
-[[noreturn]] void die(const char* what) {
-  std::fprintf(stderr, "interop_bench: %s: %s\n", what, std::strerror(errno));
-  std::abort();
-}
+using bench::die;
+using bench::socket_pair;
 
 __attribute__((noinline)) int body(int x) { return x + 1; }
 
@@ -85,33 +81,41 @@ void await_ready_plain_call(benchmark::State& state) {
   }).join();
 }
 
-// Fills `hs` with `n` green threads that have all finished.
-void finished_batch(std::vector<gr::join_handle<int>>& hs, std::size_t n) {
-  hs.clear();
-  for (std::size_t i = 0; i < n; ++i) hs.push_back(gr::spawn([i] { return static_cast<int>(i); }));
-  // They run while we yield; the last one done means all are (FIFO, one worker).
-  while (!hs.back().wait_for(std::chrono::seconds(0))) gr::this_fiber::yield();
-  gr::this_fiber::yield();
-}
-
 // Below options::stack_cache (256): joining must not unmap stacks (munmap would dominate).
 constexpr std::size_t kBatch = 128;
+
+// Green threads that have finished, handed out one per iteration; each batch
+// of kBatch is made with the timer paused, so an iteration times one join.
+class finished_threads {
+ public:
+  explicit finished_threads(benchmark::State& state) : state_(state) {}
+
+  gr::join_handle<int>& next() {
+    if (i_ == kBatch) {
+      state_.PauseTiming();
+      hs_.clear();
+      for (std::size_t k = 0; k < kBatch; ++k) hs_.push_back(gr::spawn([k] { return static_cast<int>(k); }));
+      // They run while we yield; the last one done means all are (FIFO, one worker).
+      while (!hs_.back().wait_for(std::chrono::seconds(0))) gr::this_fiber::yield();
+      gr::this_fiber::yield();
+      i_ = 0;
+      state_.ResumeTiming();
+    }
+    return hs_[i_++];
+  }
+
+ private:
+  benchmark::State& state_;
+  std::vector<gr::join_handle<int>> hs_;
+  std::size_t i_ = kBatch;
+};
 
 void join_finished_green(benchmark::State& state) {
   gr::runtime rt(one_worker());
   gr::spawn([&] {
-    std::vector<gr::join_handle<int>> hs;
-    std::size_t i = kBatch;
+    finished_threads finished(state);
     long sum = 0;
-    for (auto _ : state) {
-      if (i == kBatch) {
-        state.PauseTiming();
-        finished_batch(hs, kBatch);
-        i = 0;
-        state.ResumeTiming();
-      }
-      sum += hs[i++].join();
-    }
+    for (auto _ : state) sum += finished.next().join();
     benchmark::DoNotOptimize(sum);
   }).join();
 }
@@ -119,18 +123,10 @@ void join_finished_green(benchmark::State& state) {
 void coawait_finished_coro(benchmark::State& state) {
   gr::runtime rt(one_worker());
   auto t = [&]() -> gr::task<long> {
-    std::vector<gr::join_handle<int>> hs;
-    std::size_t i = kBatch;
+    finished_threads finished(state);
     long sum = 0;
-    for (auto _ : state) {
-      if (i == kBatch) {
-        state.PauseTiming();
-        finished_batch(hs, kBatch);  // coroutine code may use green-thread calls: it runs on one
-        i = 0;
-        state.ResumeTiming();
-      }
-      sum += co_await hs[i++];
-    }
+    // next() makes its batches with green-thread calls: coroutine code may use them, it runs on one.
+    for (auto _ : state) sum += co_await finished.next();
     co_return sum;
   };
   gr::spawn([&] { benchmark::DoNotOptimize(gr::await_(t())); }).join();
@@ -156,17 +152,6 @@ void roundtrip_spawn_join_green(benchmark::State& state) {
 }
 
 // ---- socketpair ping-pong ------------------------------------------------------------------
-
-struct socket_pair {
-  int fd[2] = {-1, -1};
-  socket_pair() {
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd) != 0) die("socketpair");
-  }
-  ~socket_pair() {
-    ::close(fd[0]);
-    ::close(fd[1]);
-  }
-};
 
 void pingpong_coroutines(benchmark::State& state) {
   gr::runtime rt(one_worker());

@@ -25,6 +25,8 @@
 //
 // As in micro_sched.cpp, the `for (auto _ : state)` loop runs on the green
 // thread (or OS thread) doing the work; all figures are real time.
+#include "bench_util.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <greenring/greenring.hpp>
@@ -37,8 +39,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -52,21 +52,8 @@ greenring::options n_workers(unsigned n) {
   return o;
 }
 
-[[noreturn]] void die(const char* what) {
-  std::fprintf(stderr, "micro_io: %s: %s\n", what, std::strerror(errno));
-  std::abort();
-}
-
-struct socket_pair {
-  int fd[2] = {-1, -1};
-  socket_pair() {
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd) != 0) die("socketpair");
-  }
-  ~socket_pair() {
-    ::close(fd[0]);
-    ::close(fd[1]);
-  }
-};
+using bench::die;
+using bench::socket_pair;
 
 void write_all(int fd, const char* p, std::size_t n) {
   while (n > 0) {

@@ -9,6 +9,7 @@
 //    helper threads while the worker keeps running other green threads.
 // dnsmasq missing is the only reason to skip.
 #include "dns/lookup.hpp"
+#include "helpers/dnsmasq.hpp"
 #include "helpers/test_util.hpp"
 
 #include <greenring/dns.hpp>
@@ -16,12 +17,10 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,12 +35,12 @@
 #include <sstream>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
-
-extern char** environ;
 
 namespace gr = greenring;
 namespace dns = greenring::dns;
+using gr_test::kDnsmasq;
 using gr_test::opts;
 using gr_test::scoped_env;
 using gr_test::stopwatch;
@@ -49,8 +48,6 @@ using gr_test::unique_fd;
 using namespace std::chrono_literals;
 
 namespace {
-
-constexpr const char* kDnsmasq = "/usr/sbin/dnsmasq";
 
 // A bound UDP socket on 127.0.0.1 (never read: a server that never answers).
 unique_fd udp_socket(int& port) {
@@ -65,24 +62,6 @@ unique_fd udp_socket(int& port) {
   return fd;
 }
 
-// One A query for a.test straight over UDP: is the server answering yet?
-bool answers(int port) {
-  int p2;
-  unique_fd fd = udp_socket(p2);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<std::uint16_t>(port));
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const unsigned char q[] = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 1,   'a', 4,
-                             't',  'e',  's',  't',  0, 0, 1, 0, 1};
-  if (::sendto(fd.get(), q, sizeof q, 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return false;
-  pollfd pfd{fd.get(), POLLIN, 0};
-  if (::poll(&pfd, 1, 200) != 1) return false;
-  unsigned char buf[512];
-  ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
-  return n >= 12 && buf[0] == 0x12 && buf[1] == 0x34;
-}
-
 class dnsmasq {
  public:
   bool start() {
@@ -91,26 +70,13 @@ class dnsmasq {
       {
         unique_fd probe = udp_socket(port_);  // a free port; released just before dnsmasq binds it
       }
-      std::vector<std::string> args = {
-          kDnsmasq, "--keep-in-foreground", "--port=" + std::to_string(port_), "--listen-address=127.0.0.1",
-          "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=",
-          "--local=/test/", "--host-record=a.test,10.1.2.3", "--host-record=six.test,fd00::5",
-          "--host-record=both.test,10.1.2.4,fd00::6", "--cname=alias.test,a.test",
-          "--address=/wild.test/10.9.9.9"};
-      if (::geteuid() == 0) args.push_back("--user=root");
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      posix_spawn_file_actions_t fa;
-      posix_spawn_file_actions_init(&fa);
-      posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-      posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-      pid_t pid = -1;
-      int rc = posix_spawn(&pid, kDnsmasq, &fa, nullptr, argv.data(), environ);
-      posix_spawn_file_actions_destroy(&fa);
-      if (rc != 0) return false;
+      pid_t pid = gr_test::spawn_dnsmasq(
+          port_, {"--host-record=a.test,10.1.2.3", "--host-record=six.test,fd00::5",
+                  "--host-record=both.test,10.1.2.4,fd00::6", "--cname=alias.test,a.test",
+                  "--address=/wild.test/10.9.9.9"});
+      if (pid < 0) return false;
       for (int i = 0; i < 50; ++i) {
-        if (answers(port_)) {
+        if (gr_test::dnsmasq_answers(port_, 200)) {
           pid_ = pid;
           return true;
         }
@@ -171,6 +137,51 @@ class DnsServer : public ::testing::Test {
   }
   std::optional<scoped_env> servers_;
 };
+
+// A server that never answers, as the only one the resolver asks, with
+// c-ares's timeout and attempts from `res_options`.
+struct silent_server {
+  explicit silent_server(const char* res_options)
+      : fd(udp_socket(port)),
+        servers("GREENRING_DNS_SERVERS", "127.0.0.1:" + std::to_string(port)),
+        res_opts("RES_OPTIONS", res_options) {}
+  int port = 0;
+  unique_fd fd;
+  scoped_env servers, res_opts;
+};
+
+// A lookup of a.test while only the silent server is asked: EAI_AGAIN.
+void expect_unanswered(gr::deadline until = gr::no_deadline) {
+  try {
+    dns::resolve("a.test", "", dns::hints{0, AF_INET, 0, 0}, until);
+    ADD_FAILURE() << "a silent server answered";
+  } catch (const dns::error& e) {
+    EXPECT_EQ(e.eai(), EAI_AGAIN);
+  }
+}
+
+// Runs `call` on a green thread of worker 0 while another green thread there
+// counts its turns; returns how many it had during the call (none: the call
+// blocked the worker). `call` sees the count as it grows.
+template <class Call>
+int turns_of_a_neighbour_during(Call call) {
+  std::atomic<bool> in_flight{false}, done{false};
+  std::atomic<int> seen_while_in_flight{0};
+  auto counter = gr::spawn_on(0, [&] {
+    while (!done) {
+      if (in_flight) ++seen_while_in_flight;
+      gr::this_fiber::yield();
+    }
+  });
+  gr::spawn_on(0, [&] {
+    in_flight = true;
+    call(std::as_const(seen_while_in_flight));
+    in_flight = false;
+    done = true;
+  }).join();
+  counter.join();
+  return seen_while_in_flight.load();
+}
 
 std::vector<std::string> resolve_texts(const char* host, int family, int flags = 0) {
   dns::hints h;
@@ -299,20 +310,12 @@ TEST_F(DnsServer, PlainThreadUsesABlockingChannel) {
 }
 
 TEST_F(DnsServer, SilentServerTimesOutWithinResolverTimeout) {
-  int port = 0;
-  unique_fd silent = udp_socket(port);
-  ASSERT_TRUE(silent);
-  scoped_env srv("GREENRING_DNS_SERVERS", "127.0.0.1:" + std::to_string(port));
-  scoped_env res_opts("RES_OPTIONS", "timeout:1 attempts:1");
+  silent_server silent("timeout:1 attempts:1");
+  ASSERT_TRUE(silent.fd);
   gr::runtime rt(opts(1));
   gr::spawn([] {
     stopwatch sw;
-    try {
-      dns::resolve("a.test", "", dns::hints{0, AF_INET, 0, 0});
-      ADD_FAILURE() << "a silent server answered";
-    } catch (const dns::error& e) {
-      EXPECT_EQ(e.eai(), EAI_AGAIN);
-    }
+    expect_unanswered();
     // One try of 1 s: not before it, and well before c-ares's own defaults (75 s).
     EXPECT_GE(sw.elapsed_ms(), 900);
     EXPECT_LT(sw.elapsed_ms(), 4000);
@@ -320,20 +323,12 @@ TEST_F(DnsServer, SilentServerTimesOutWithinResolverTimeout) {
 }
 
 TEST_F(DnsServer, DeadlineCutsTheWaitShort) {
-  int port = 0;
-  unique_fd silent = udp_socket(port);
-  scoped_env srv("GREENRING_DNS_SERVERS", "127.0.0.1:" + std::to_string(port));
-  scoped_env res_opts("RES_OPTIONS", "timeout:5 attempts:2");
+  silent_server silent("timeout:5 attempts:2");
   gr::runtime rt(opts(1));
   gr::spawn([] {
     for (int i = 0; i < 2; ++i) {  // the second finds the first's abandoned query still in c-ares
       stopwatch sw;
-      try {
-        dns::resolve("a.test", "", dns::hints{0, AF_INET, 0, 0}, gr::after(200ms));
-        ADD_FAILURE() << "a silent server answered";
-      } catch (const dns::error& e) {
-        EXPECT_EQ(e.eai(), EAI_AGAIN);
-      }
+      expect_unanswered(gr::after(200ms));
       EXPECT_GE(sw.elapsed_ms(), 190);
       EXPECT_LT(sw.elapsed_ms(), 2000);
     }
@@ -345,10 +340,7 @@ TEST_F(DnsServer, DeadlineCutsTheWaitShort) {
 }
 
 TEST_F(DnsServer, CancellationAbandonsTheQuery) {
-  int port = 0;
-  unique_fd silent = udp_socket(port);
-  scoped_env srv("GREENRING_DNS_SERVERS", "127.0.0.1:" + std::to_string(port));
-  scoped_env res_opts("RES_OPTIONS", "timeout:5 attempts:2");
+  silent_server silent("timeout:5 attempts:2");
   gr::runtime rt(opts(1));
   std::atomic<int> started{0};
   auto h = gr::spawn([&] {
@@ -556,23 +548,11 @@ TEST(DnsDelayServer, ThousandConcurrentLookupsTakeAboutOneRoundTrip) {
 
 TEST_F(DnsServer, LookupParksOnlyTheGreenThread) {
   gr::runtime rt(opts(1));
-  std::atomic<bool> in_flight{false}, done{false};
-  std::atomic<int> seen_while_in_flight{0};
-  auto counter = gr::spawn_on(0, [&] {
-    while (!done) {
-      if (in_flight) ++seen_while_in_flight;
-      gr::this_fiber::yield();
-    }
-  });
-  gr::spawn_on(0, [&] {
-    in_flight = true;
+  int turns = turns_of_a_neighbour_during([](const std::atomic<int>&) {
     auto v = dns::resolve("a.test", "", dns::hints{0, AF_INET, SOCK_STREAM, 0});
-    in_flight = false;
-    done = true;
     EXPECT_EQ(v.size(), 1u);
-  }).join();
-  counter.join();
-  EXPECT_GT(seen_while_in_flight.load(), 0);
+  });
+  EXPECT_GT(turns, 0);
 }
 
 // ---- parity with glibc -------------------------------------------------------
@@ -845,13 +825,14 @@ std::string describe(const hostent_summary& s) {
   return o.str();
 }
 
-template <class Call>
-hostent_summary call_r(Call call, std::size_t buflen) {
+// fn(args..., ret, buf, buflen, result, h_errnop): a gethostby*_r, glibc's or ours.
+template <class Fn, class... Args>
+hostent_summary call_r(std::size_t buflen, Fn fn, Args... args) {
   hostent h{}, *r = nullptr;
   std::vector<char> buf(buflen);
   int herr = 0;
   hostent_summary s;
-  s.rc = call(&h, buf.data(), buf.size(), &r, &herr);
+  s.rc = fn(args..., &h, buf.data(), buf.size(), &r, &herr);
   s.found = r != nullptr;
   if (r) {
     s.name = r->h_name;
@@ -865,6 +846,15 @@ hostent_summary call_r(Call call, std::size_t buflen) {
   return s;
 }
 
+// {want, got}: glibc's call here, ours on a green thread, same arguments.
+template <class Glibc, class Ours, class... Args>
+std::pair<hostent_summary, hostent_summary> glibc_and_ours_r(Glibc glibc, Ours ours, std::size_t buflen,
+                                                             Args... args) {
+  auto want = call_r(buflen, glibc, args...);
+  auto got = gr::spawn([&] { return call_r(buflen, ours, args...); }).join();
+  return {want, got};
+}
+
 }  // namespace
 
 TEST_F(DnsParity, GethostbynameRMatchesGlibc) {
@@ -875,38 +865,20 @@ TEST_F(DnsParity, GethostbynameRMatchesGlibc) {
     if (fam.first) names.push_back(n);
   for (const auto& n : names) {
     for (std::size_t buflen : {std::size_t{1024}, std::size_t{8}}) {
-      auto want = call_r([&](hostent* h, char* b, size_t l, hostent** r, int* e) {
-        return ::gethostbyname_r(n.c_str(), h, b, l, r, e);
-      }, buflen);
-      auto got = gr::spawn([&] {
-        return call_r([&](hostent* h, char* b, size_t l, hostent** r, int* e) {
-          return dns::libc_compat::gethostbyname_r(n.c_str(), h, b, l, r, e);
-        }, buflen);
-      }).join();
+      auto [want, got] =
+          glibc_and_ours_r(::gethostbyname_r, dns::libc_compat::gethostbyname_r, buflen, n.c_str());
       EXPECT_EQ(got, want) << n << " buflen " << buflen << "\n ours:  " << describe(got)
                            << "\n glibc: " << describe(want);
-      auto want2 = call_r([&](hostent* h, char* b, size_t l, hostent** r, int* e) {
-        return ::gethostbyname2_r(n.c_str(), AF_INET, h, b, l, r, e);
-      }, buflen);
-      auto got2 = gr::spawn([&] {
-        return call_r([&](hostent* h, char* b, size_t l, hostent** r, int* e) {
-          return dns::libc_compat::gethostbyname2_r(n.c_str(), AF_INET, h, b, l, r, e);
-        }, buflen);
-      }).join();
+      auto [want2, got2] =
+          glibc_and_ours_r(::gethostbyname2_r, dns::libc_compat::gethostbyname2_r, buflen, n.c_str(), AF_INET);
       EXPECT_EQ(got2, want2) << n << " (2_r) buflen " << buflen << "\n ours:  " << describe(got2)
                              << "\n glibc: " << describe(want2);
     }
   }
   in_addr lo{};
   inet_pton(AF_INET, "127.0.0.1", &lo);
-  auto want = call_r([&](hostent* h, char* b, size_t l, hostent** r, int* e) {
-    return ::gethostbyaddr_r(&lo, sizeof lo, AF_INET, h, b, l, r, e);
-  }, 1024);
-  auto got = gr::spawn([&] {
-    return call_r([&](hostent* h, char* b, size_t l, hostent** r, int* e) {
-      return dns::libc_compat::gethostbyaddr_r(&lo, sizeof lo, AF_INET, h, b, l, r, e);
-    }, 1024);
-  }).join();
+  auto [want, got] = glibc_and_ours_r(::gethostbyaddr_r, dns::libc_compat::gethostbyaddr_r, 1024, &lo,
+                                      socklen_t{sizeof lo}, AF_INET);
   EXPECT_EQ(got, want) << "\n ours:  " << describe(got) << "\n glibc: " << describe(want);
 }
 
@@ -937,36 +909,17 @@ TEST(DnsFallback, ForcedFallbackGivesGlibcAnswersWithoutBlockingTheWorker) {
   // once another green thread on the same worker has run and counted. A
   // blocked worker would never run it (the job gives up after 10 s and the
   // count stays 0).
-  std::atomic<bool> in_flight{false}, done{false};
-  std::atomic<int> seen_while_in_flight{0};
-  auto counter = gr::spawn_on(0, [&] {
-    while (!done) {
-      if (in_flight) ++seen_while_in_flight;
-      gr::this_fiber::yield();
-    }
-  });
-  gr::spawn_on(0, [&] {
-    in_flight = true;
+  int turns = turns_of_a_neighbour_during([](const std::atomic<int>& seen_while_in_flight) {
     greenring::detail::dns::run_on_helper([&] {
       auto until = std::chrono::steady_clock::now() + 10s;
       while (seen_while_in_flight.load() < 100 && std::chrono::steady_clock::now() < until)
         std::this_thread::yield();
     });
-    in_flight = false;
-    done = true;
-  }).join();
-  counter.join();
-  EXPECT_GE(seen_while_in_flight.load(), 100);
+  });
+  EXPECT_GE(turns, 100);
 
   // The other entry points take the same path and give glibc's answers.
-  auto r_want = call_r([&](hostent* hh, char* b, size_t l, hostent** r, int* e) {
-    return ::gethostbyname_r("localhost", hh, b, l, r, e);
-  }, 1024);
-  auto r_got = gr::spawn([&] {
-    return call_r([&](hostent* hh, char* b, size_t l, hostent** r, int* e) {
-      return dns::libc_compat::gethostbyname_r("localhost", hh, b, l, r, e);
-    }, 1024);
-  }).join();
+  auto [r_want, r_got] = glibc_and_ours_r(::gethostbyname_r, dns::libc_compat::gethostbyname_r, 1024, "localhost");
   EXPECT_EQ(r_got, r_want) << describe(r_got) << " vs " << describe(r_want);
   sockaddr_in v4{};
   v4.sin_family = AF_INET;

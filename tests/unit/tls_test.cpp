@@ -61,6 +61,13 @@ int dial(unsigned short port) {
   return fd;
 }
 
+// A client stream on a new connection to 127.0.0.1:port, handshake done.
+tls::stream connected(const tls::context& ctx, unsigned short port, const char* host = "localhost") {
+  tls::stream s(ctx, dial(port), tls::fd_ownership::owned);
+  s.connect(host, gr::after(kBound));
+  return s;
+}
+
 tls::context client_ctx(bool with_ca) {
   tls::context c(tls::role::client);
   if (with_ca) c.load_verify_file(pki().ca);
@@ -157,8 +164,7 @@ TEST_F(TlsClient, VerifiesAgainstTestCa) {
 TEST_F(TlsClient, IpLiteralHostIsCheckedAgainstSanIp) {
   gr::run(opts(1), [] {
     auto ctx = client_ctx(true);
-    tls::stream s(ctx, dial(port_), tls::fd_ownership::owned);
-    s.connect("127.0.0.1", gr::after(kBound));
+    auto s = connected(ctx, port_, "127.0.0.1");
     EXPECT_NE(get_page(s).find("</HTML>"), std::string::npos);
   });
 }
@@ -167,8 +173,7 @@ TEST_F(TlsClient, VerifyOffAcceptsUntrustedCertificate) {
   gr::run(opts(1), [] {
     auto ctx = client_ctx(false);  // system store only: the test CA is unknown
     ctx.set_verify(false);
-    tls::stream s(ctx, dial(port_), tls::fd_ownership::owned);
-    s.connect("not-the-right-name.example", gr::after(kBound));
+    auto s = connected(ctx, port_, "not-the-right-name.example");
     EXPECT_NE(get_page(s).find("</HTML>"), std::string::npos);
   });
 }
@@ -213,8 +218,7 @@ TEST_F(TlsClient, AlpnNegotiated) {
   gr::run(opts(1), [] {
     auto ctx = client_ctx(true);
     ctx.set_alpn({"h2", "http/1.1"});  // s_server only speaks http/1.1
-    tls::stream s(ctx, dial(port_), tls::fd_ownership::owned);
-    s.connect("localhost", gr::after(kBound));
+    auto s = connected(ctx, port_);
     EXPECT_EQ(s.alpn(), "http/1.1");
     get_page(s);
   });
@@ -224,8 +228,7 @@ TEST_F(TlsClient, SessionResumedOnSecondConnection) {
   gr::run(opts(1), [] {
     auto ctx = client_ctx(true);
     {
-      tls::stream s(ctx, dial(port_), tls::fd_ownership::owned);
-      s.connect("localhost", gr::after(kBound));
+      auto s = connected(ctx, port_);
       EXPECT_FALSE(s.session_reused());
       std::string page = get_page(s);  // TLS 1.3 tickets arrive with the first read
       EXPECT_NE(page.find("New, "), std::string::npos) << page.substr(0, 400);
@@ -237,8 +240,7 @@ TEST_F(TlsClient, SessionResumedOnSecondConnection) {
       } catch (const tls::error&) {
       }
     }
-    tls::stream s(ctx, dial(port_), tls::fd_ownership::owned);
-    s.connect("localhost", gr::after(kBound));
+    auto s = connected(ctx, port_);
     EXPECT_TRUE(s.session_reused());
     std::string page = get_page(s);
     EXPECT_NE(page.find("Reused, "), std::string::npos) << page.substr(0, 400);
@@ -281,72 +283,91 @@ void serve(int lfd, int conns, const tls::context& ctx, Handle handle, std::atom
   for (auto& h : hs) h.join();
 }
 
-TEST(TlsServer, OpensslSClientGetsItsBytesEchoed) {
-  ASSERT_TRUE(pki().ok);
+// A loopback listener for a greenring TLS server, made for each test, and
+// the test CA's contexts for both sides. The suites below are this fixture
+// under their own names, which are what ctest selects on.
+class TlsLoopback : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(pki().ok);
+    sctx_ = server_ctx();
+    cctx_ = client_ctx(true);
+    l_.reset(gr_test::tcp_listen(port_));
+    ASSERT_TRUE(l_);
+  }
+
+  // serve() on a new green thread with sctx_; what goes wrong counts in failures_.
+  template <class Handle>
+  gr::join_handle<void> spawn_server(Handle handle, int conns = 1) {
+    return gr::spawn([this, handle, conns] { serve(l_.get(), conns, sctx_, handle, failures_); });
+  }
+
+  // Runs a client program against the server `srv` until both end; the
+  // program must exit 0 (its stderr goes to `err`, shown if not) and the
+  // server must count no failure.
+  void run_client_program(const std::vector<std::string>& argv, const std::string& in, const std::string& out,
+                          const std::string& err, gr::join_handle<void>& srv) {
+    gr_test::child c(argv, in, out, err);
+    ASSERT_TRUE(c.started());
+    EXPECT_EQ(c.wait(kBound), 0) << gr_test::read_file(err);
+    srv.join();
+    EXPECT_EQ(failures_.load(), 0);
+  }
+
+  tls::context sctx_{tls::role::server}, cctx_{tls::role::client};
+  unsigned short port_ = 0;
+  gr_test::unique_fd l_;
+  std::atomic<int> failures_{0};
+};
+
+using TlsServer = TlsLoopback;
+using TlsConcurrency = TlsLoopback;
+using TlsDeadline = TlsLoopback;
+using TlsCancel = TlsLoopback;
+
+TEST_F(TlsServer, OpensslSClientGetsItsBytesEchoed) {
   std::string input;
   for (int i = 0; i < 400; ++i) input += "line " + std::to_string(i) + " of the greenring s_client echo test\n";
   std::string in = pki().dir + "/sclient.in", out = pki().dir + "/sclient.out";
   ASSERT_TRUE(gr_test::write_file(in, input));
-  unsigned short port = 0;
-  gr_test::unique_fd l(gr_test::tcp_listen(port));
-  ASSERT_TRUE(l);
   gr::runtime rt(opts(1));
-  auto sctx = server_ctx();
-  std::atomic<int> failures{0};
-  auto srv = gr::spawn([&] {
-    serve(l.get(), 1, sctx, [&](tls::stream& s) {
-      std::string got = read_n(s, input.size());
-      s.write(got.data(), got.size(), gr::after(kBound));
-      s.shutdown(gr::after(kBound));
-    }, failures);
+  auto srv = spawn_server([&](tls::stream& s) {
+    std::string got = read_n(s, input.size());
+    s.write(got.data(), got.size(), gr::after(kBound));
+    s.shutdown(gr::after(kBound));
   });
-  gr_test::child c({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-servername",
-                    "localhost", "-CAfile", pki().ca, "-verify_return_error", "-quiet", "-nocommands"},
-                   in, out, pki().dir + "/sclient.err");
-  ASSERT_TRUE(c.started());
-  EXPECT_EQ(c.wait(kBound), 0) << gr_test::read_file(pki().dir + "/sclient.err");
-  srv.join();
-  EXPECT_EQ(failures.load(), 0);
+  ASSERT_NO_FATAL_FAILURE(run_client_program({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port_),
+                                              "-servername", "localhost", "-CAfile", pki().ca, "-verify_return_error",
+                                              "-quiet", "-nocommands"},
+                                             in, out, pki().dir + "/sclient.err", srv));
   std::string echoed = gr_test::read_file(out);
   EXPECT_EQ(echoed.size(), input.size());
   EXPECT_TRUE(echoed == input);
 }
 
-TEST(TlsServer, CurlGetsTheBodyByteForByte) {
-  ASSERT_TRUE(pki().ok);
+TEST_F(TlsServer, CurlGetsTheBodyByteForByte) {
   const std::string body = payload(42, 200 * 1024);
   std::string out = pki().dir + "/curl.out";
-  unsigned short port = 0;
-  gr_test::unique_fd l(gr_test::tcp_listen(port));
-  ASSERT_TRUE(l);
   gr::runtime rt(opts(1));
-  auto sctx = server_ctx();
-  sctx.set_alpn({"http/1.1"});
-  std::atomic<int> failures{0};
-  auto srv = gr::spawn([&] {
-    serve(l.get(), 1, sctx, [&](tls::stream& s) {
-      std::string req;
-      char buf[4096];
-      while (req.find("\r\n\r\n") == std::string::npos) {
-        std::size_t n = s.read(buf, sizeof buf, gr::after(kBound));
-        if (n == 0) throw std::runtime_error("EOF before the end of the request");
-        req.append(buf, n);
-      }
-      if (req.rfind("GET / HTTP/1.1\r\n", 0) != 0) throw std::runtime_error("unexpected request: " + req);
-      std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
-                         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
-      s.write(head.data(), head.size(), gr::after(kBound));
-      s.write(body.data(), body.size(), gr::after(kBound));
-      s.shutdown(gr::after(kBound));
-    }, failures);
+  sctx_.set_alpn({"http/1.1"});
+  auto srv = spawn_server([&](tls::stream& s) {
+    std::string req;
+    char buf[4096];
+    while (req.find("\r\n\r\n") == std::string::npos) {
+      std::size_t n = s.read(buf, sizeof buf, gr::after(kBound));
+      if (n == 0) throw std::runtime_error("EOF before the end of the request");
+      req.append(buf, n);
+    }
+    if (req.rfind("GET / HTTP/1.1\r\n", 0) != 0) throw std::runtime_error("unexpected request: " + req);
+    std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+    s.write(head.data(), head.size(), gr::after(kBound));
+    s.write(body.data(), body.size(), gr::after(kBound));
+    s.shutdown(gr::after(kBound));
   });
-  gr_test::child c({"curl", "-sS", "--fail", "--http1.1", "--max-time", "20", "--cacert", pki().ca, "-o", out,
-                    "https://localhost:" + std::to_string(port) + "/"},
-                   "", "", pki().dir + "/curl.err");
-  ASSERT_TRUE(c.started());
-  EXPECT_EQ(c.wait(kBound), 0) << gr_test::read_file(pki().dir + "/curl.err");
-  srv.join();
-  EXPECT_EQ(failures.load(), 0);
+  ASSERT_NO_FATAL_FAILURE(run_client_program({"curl", "-sS", "--fail", "--http1.1", "--max-time", "20", "--cacert",
+                                              pki().ca, "-o", out, "https://localhost:" + std::to_string(port_) + "/"},
+                                             "", "", pki().dir + "/curl.err", srv));
   std::string got = gr_test::read_file(out);
   ASSERT_EQ(got.size(), body.size());
   EXPECT_TRUE(got == body);
@@ -354,37 +375,28 @@ TEST(TlsServer, CurlGetsTheBodyByteForByte) {
 
 // ---- many handshakes on one worker ------------------------------------------------------------
 
-TEST(TlsConcurrency, TwoHundredHandshakesAndEchoesOnOneWorker) {
-  ASSERT_TRUE(pki().ok);
+TEST_F(TlsConcurrency, TwoHundredHandshakesAndEchoesOnOneWorker) {
   constexpr int kConns = 200;
-  unsigned short port = 0;
-  gr_test::unique_fd l(gr_test::tcp_listen(port));
-  ASSERT_TRUE(l);
-  std::atomic<int> failures{0}, verified{0}, echoed_conns{0}, off_worker{0};
+  std::atomic<int> verified{0}, echoed_conns{0}, off_worker{0};
   std::atomic<std::uint64_t> bytes{0};
   gr::run(opts(1), [&] {
-    auto sctx = server_ctx();
-    auto cctx = client_ctx(true);
-    auto srv = gr::spawn([&] {
-      serve(l.get(), kConns, sctx, [&](tls::stream& s) {
-        if (gr::this_fiber::worker_index() != 0) off_worker.fetch_add(1);
-        char buf[16384];
-        for (;;) {
-          std::size_t n = s.read(buf, sizeof buf, gr::after(kBound));
-          if (n == 0) break;
-          s.write(buf, n, gr::after(kBound));
-        }
-        s.shutdown(gr::after(kBound));
-        echoed_conns.fetch_add(1);
-      }, failures);
-    });
+    auto srv = spawn_server([&](tls::stream& s) {
+      if (gr::this_fiber::worker_index() != 0) off_worker.fetch_add(1);
+      char buf[16384];
+      for (;;) {
+        std::size_t n = s.read(buf, sizeof buf, gr::after(kBound));
+        if (n == 0) break;
+        s.write(buf, n, gr::after(kBound));
+      }
+      s.shutdown(gr::after(kBound));
+      echoed_conns.fetch_add(1);
+    }, kConns);
     std::vector<gr::join_handle<void>> clients;
     for (int i = 0; i < kConns; ++i) {
       clients.push_back(gr::spawn([&, i] {
         try {
           if (gr::this_fiber::worker_index() != 0) off_worker.fetch_add(1);
-          tls::stream s(cctx, dial(port), tls::fd_ownership::owned);
-          s.connect("localhost", gr::after(kBound));
+          auto s = connected(cctx_, port_);
           std::size_t n = 1 + (static_cast<std::size_t>(i) * 7919) % (24 * 1024);
           std::string data = payload(1000 + i, n);
           EXPECT_EQ(s.write(data.data(), n, gr::after(kBound)), n);
@@ -395,7 +407,7 @@ TEST(TlsConcurrency, TwoHundredHandshakesAndEchoesOnOneWorker) {
           if (back == data) verified.fetch_add(1);
           bytes.fetch_add(back.size());
         } catch (const std::exception& e) {
-          failures.fetch_add(1);
+          failures_.fetch_add(1);
           std::fprintf(stderr, "client %d: %s\n", i, e.what());
         }
       }));
@@ -405,7 +417,7 @@ TEST(TlsConcurrency, TwoHundredHandshakesAndEchoesOnOneWorker) {
   });
   std::uint64_t want = 0;
   for (int i = 0; i < kConns; ++i) want += 1 + (static_cast<std::size_t>(i) * 7919) % (24 * 1024);
-  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(failures_.load(), 0);
   EXPECT_EQ(off_worker.load(), 0);
   EXPECT_EQ(verified.load(), kConns);
   EXPECT_EQ(echoed_conns.load(), kConns);
@@ -534,14 +546,10 @@ TEST(TlsErrors, QueueIsIsolatedBetweenGreenThreadsOnOneWorker) {
 
 // ---- deadlines and cancellation ------------------------------------------------------------------
 
-TEST(TlsDeadline, HandshakeAgainstSilentTcpServerTimesOut) {
-  ASSERT_TRUE(pki().ok);
-  unsigned short port = 0;
-  gr_test::unique_fd l(gr_test::tcp_listen(port));  // the kernel completes the TCP handshake; nobody speaks TLS
-  ASSERT_TRUE(l);
+TEST_F(TlsDeadline, HandshakeAgainstSilentTcpServerTimesOut) {
+  // The kernel completes the TCP handshake on the listener; nobody speaks TLS.
   gr::run(opts(1), [&] {
-    auto ctx = client_ctx(true);
-    tls::stream s(ctx, dial(port), tls::fd_ownership::owned);
+    tls::stream s(cctx_, dial(port_), tls::fd_ownership::owned);
     gr_test::stopwatch sw;
     try {
       s.connect("localhost", gr::after(300ms));
@@ -554,25 +562,15 @@ TEST(TlsDeadline, HandshakeAgainstSilentTcpServerTimesOut) {
   });
 }
 
-TEST(TlsDeadline, ReadDeadlineLeavesTheStreamUsable) {
-  ASSERT_TRUE(pki().ok);
-  unsigned short port = 0;
-  gr_test::unique_fd l(gr_test::tcp_listen(port));
-  ASSERT_TRUE(l);
+TEST_F(TlsDeadline, ReadDeadlineLeavesTheStreamUsable) {
   gr::run(opts(1), [&] {
-    auto sctx = server_ctx();
-    auto cctx = client_ctx(true);
     gr::event timed_out;
-    std::atomic<int> failures{0};
-    auto srv = gr::spawn([&] {
-      serve(l.get(), 1, sctx, [&](tls::stream& s) {
-        timed_out.wait();
-        s.write("late", 4, gr::after(kBound));
-        s.shutdown(gr::after(kBound));
-      }, failures);
+    auto srv = spawn_server([&](tls::stream& s) {
+      timed_out.wait();
+      s.write("late", 4, gr::after(kBound));
+      s.shutdown(gr::after(kBound));
     });
-    tls::stream s(cctx, dial(port), tls::fd_ownership::owned);
-    s.connect("localhost", gr::after(kBound));
+    auto s = connected(cctx_, port_);
     char buf[16];
     std::error_code ec;
     EXPECT_EQ(s.read(buf, sizeof buf, ec, gr::after(100ms)), 0u);
@@ -581,25 +579,15 @@ TEST(TlsDeadline, ReadDeadlineLeavesTheStreamUsable) {
     EXPECT_EQ(read_n(s, 4), "late");
     EXPECT_EQ(s.read(buf, sizeof buf, gr::after(kBound)), 0u);
     srv.join();
-    EXPECT_EQ(failures.load(), 0);
+    EXPECT_EQ(failures_.load(), 0);
   });
 }
 
-TEST(TlsDeadline, WriteDeadlineReturnsThePartialCountThenTheError) {
-  ASSERT_TRUE(pki().ok);
-  unsigned short port = 0;
-  gr_test::unique_fd l(gr_test::tcp_listen(port));
-  ASSERT_TRUE(l);
+TEST_F(TlsDeadline, WriteDeadlineReturnsThePartialCountThenTheError) {
   gr::run(opts(1), [&] {
-    auto sctx = server_ctx();
-    auto cctx = client_ctx(true);
     gr::event written;
-    std::atomic<int> failures{0};
-    auto srv = gr::spawn([&] {
-      serve(l.get(), 1, sctx, [&](tls::stream&) { written.wait(); }, failures);  // never reads
-    });
-    tls::stream s(cctx, dial(port), tls::fd_ownership::owned);
-    s.connect("localhost", gr::after(kBound));
+    auto srv = spawn_server([&](tls::stream&) { written.wait(); });  // never reads
+    auto s = connected(cctx_, port_);
     const std::string big(32 << 20, 'w');  // far more than both socket buffers hold
     gr_test::stopwatch sw;
     std::size_t n = s.write(big.data(), big.size(), gr::after(200ms));
@@ -620,23 +608,13 @@ TEST(TlsDeadline, WriteDeadlineReturnsThePartialCountThenTheError) {
   });
 }
 
-TEST(TlsCancel, CancellingAGreenThreadBlockedInReadThrowsCancelled) {
-  ASSERT_TRUE(pki().ok);
-  unsigned short port = 0;
-  gr_test::unique_fd l(gr_test::tcp_listen(port));
-  ASSERT_TRUE(l);
+TEST_F(TlsCancel, CancellingAGreenThreadBlockedInReadThrowsCancelled) {
   gr::run(opts(1), [&] {
-    auto sctx = server_ctx();
-    auto cctx = client_ctx(true);
     gr::event done;
-    std::atomic<int> failures{0};
-    auto srv = gr::spawn([&] {
-      serve(l.get(), 1, sctx, [&](tls::stream&) { done.wait(); }, failures);
-    });
+    auto srv = spawn_server([&](tls::stream&) { done.wait(); });
     std::atomic<bool> in_read{false};
     auto reader = gr::spawn([&] {
-      tls::stream s(cctx, dial(port), tls::fd_ownership::owned);
-      s.connect("localhost", gr::after(kBound));
+      auto s = connected(cctx_, port_);
       in_read = true;
       char buf[16];
       s.read(buf, sizeof buf, gr::after(kBound));
@@ -647,7 +625,7 @@ TEST(TlsCancel, CancellingAGreenThreadBlockedInReadThrowsCancelled) {
     EXPECT_THROW(reader.join(), gr::cancelled);
     done.set();
     srv.join();
-    EXPECT_EQ(failures.load(), 0);
+    EXPECT_EQ(failures_.load(), 0);
     EXPECT_EQ(ERR_peek_error(), 0ul);
   });
 }
