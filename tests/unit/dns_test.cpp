@@ -882,6 +882,22 @@ TEST_F(DnsParity, GethostbynameRMatchesGlibc) {
   EXPECT_EQ(got, want) << "\n ours:  " << describe(got) << "\n glibc: " << describe(want);
 }
 
+// Numeric names are answered before any source (glibc's digits_dots): dotted
+// quads (also short forms inet_aton takes), IPv6 literals, and malformed
+// all-numeric names (HOST_NOT_FOUND at once), for both families.
+TEST_F(DnsParity, NumericNamesMatchGlibcForBothFamilies) {
+  scoped_env no_fb("GREENRING_DNS_FORCE_FALLBACK", std::nullopt);
+  gr::runtime rt(opts(1));
+  for (const char* n : {"1.2.3.4", "1.2.3", "255.255.255.255", "1.2.3.999", "::1", "fe80::1", "::ffff:1.2.3.4",
+                        "1:2:3:4:5:6:7:8", ":::", "a::b"}) {
+    for (int af : {AF_INET, AF_INET6}) {
+      auto [want, got] =
+          glibc_and_ours_r(::gethostbyname2_r, dns::libc_compat::gethostbyname2_r, std::size_t{1024}, n, af);
+      EXPECT_EQ(got, want) << n << " af " << af << "\n ours:  " << describe(got) << "\n glibc: " << describe(want);
+    }
+  }
+}
+
 // ---- the glibc fallback pool ----------------------------------------------------
 
 TEST(DnsFallback, ForcedFallbackGivesGlibcAnswersWithoutBlockingTheWorker) {
