@@ -33,16 +33,6 @@ static int go, counter;
 static pthread_key_t key;
 static int report_os;
 
-static int os_threads(void) {
-  FILE* f = fopen("/proc/self/status", "r");
-  char line[256];
-  int n = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "Threads: %d", &n) == 1) break;
-  if (f) fclose(f);
-  return n;
-}
-
 /* io_uring instances this process holds a descriptor of. Under the shim the
  * child's are its own runtime's (one per worker); the parent's, which it
  * inherited, must have been closed. */

@@ -43,17 +43,6 @@ static void* sleeper(void* arg) {
   return NULL;
 }
 
-/* The kernel's count of this process's threads (/proc/self/status). */
-static int os_threads(void) {
-  FILE* f = fopen("/proc/self/status", "r");
-  char line[256];
-  int n = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "Threads: %d", &n) == 1) break;
-  if (f) fclose(f);
-  return n;
-}
-
 int main(int argc, char** argv) {
   /* --os-threads (the shim-only check): also report whether the 1,000
    * threads are really green, i.e. the process has few OS threads while they
