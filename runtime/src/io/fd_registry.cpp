@@ -2,6 +2,7 @@
 // fd number: no allocation, and waits on different fds rarely share a lock.
 #include "io/fd_registry.hpp"
 
+#include <cstring>
 #include <mutex>
 #include <new>
 
@@ -16,6 +17,7 @@ struct alignas(64) bucket {
 };
 
 bucket g_buckets[kBuckets];
+const spinlock kFreshLock{};
 
 bucket& bucket_for(int fd) noexcept { return g_buckets[static_cast<unsigned>(fd) % kBuckets]; }
 
@@ -39,7 +41,9 @@ void fd_wait_remove(fd_wait& w) noexcept {
 }
 
 void fd_registry_after_fork() noexcept {
-  for (auto& b : g_buckets) new (&b) bucket();
+  // Only buckets that were used (see parking_lot_after_fork).
+  for (auto& b : g_buckets)
+    if (b.head || std::memcmp(&b.lk, &kFreshLock, sizeof kFreshLock) != 0) new (&b) bucket();
 }
 
 std::size_t fd_wait_close(int fd) noexcept {

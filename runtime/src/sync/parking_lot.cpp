@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <cstring>
 #include <mutex>
 #include <new>
 
@@ -48,6 +49,7 @@ struct alignas(64) bucket {
 };
 
 bucket g_lot[kBuckets];
+const spinlock kFreshLock{};  // what an unused bucket's lock looks like
 
 bucket& bucket_for(const void* a) noexcept {
   auto x = reinterpret_cast<std::uintptr_t>(a) >> 2;
@@ -124,7 +126,10 @@ int futex_wake(const std::uint32_t* addr, int n) noexcept {
 }
 
 void parking_lot_after_fork() noexcept {
-  for (auto& b : g_lot) new (&b) bucket();
+  // Only buckets that were used: a write to an untouched page would copy it
+  // in the child (256 KiB of buckets, most never used).
+  for (auto& b : g_lot)
+    if (b.head || b.tail || std::memcmp(&b.lk, &kFreshLock, sizeof kFreshLock) != 0) new (&b) bucket();
 }
 
 }  // namespace greenring::detail
