@@ -131,7 +131,8 @@ GR_EXPORT pid_t fork() {
   if (p == 0) {
     greenring::detail::after_fork_child();
     threads_after_fork_child(me);
-    g_forked_child.store(true);
+    // Threads a native thread creates are native; in the child of one they stay so.
+    g_forked_child.store(me != nullptr);
     forget_cached_tid();
   }
   return p;
@@ -152,7 +153,7 @@ GR_EXPORT int daemon(int nochdir, int noclose) {
     struct stat st {};
     if (fd == -1) return -1;
     if (fstat(fd, &st) != 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
-      GR_REAL(close)(fd);
+      close(fd);
       return -1;
     }
     (void)dup2(fd, STDIN_FILENO);

@@ -72,8 +72,9 @@ void* next_symbol(const char* name) noexcept;
 // Whether the shim intercepts at all in this process (decided once).
 bool enabled() noexcept;
 
-// Set in the child of fork(): the thread that forked goes on as a plain
-// thread, and the first pthread_create there starts the child's own runtime.
+// Set in the child of a fork() made by a green thread: that thread goes on as
+// a plain thread, and the first pthread_create there starts the child's own
+// runtime.
 extern std::atomic<bool> g_forked_child;
 
 // The caller is a green thread of the runtime and the shim is active. (In a

@@ -514,14 +514,8 @@ ssize_t readv(int fd, const iovec* iov, int iovcnt, deadline until) {
 }
 
 ssize_t pread(int fd, void* buf, size_t n, off_t off, deadline until) {
-  if (off < 0) {
-    errno = EINVAL;
-    return -1;
-  }
-  wake why = wake::none;
   iovec iov{buf, n};
-  ssize_t r = g_readv(fd, &iov, 1, static_cast<std::uint64_t>(off), until, why);  // before finish() reads `why`
-  return finish<ssize_t>(r, why);
+  return preadv(fd, &iov, 1, off, until);
 }
 
 ssize_t preadv(int fd, const iovec* iov, int iovcnt, off_t off, deadline until) {
@@ -558,14 +552,8 @@ ssize_t writev(int fd, const iovec* iov, int iovcnt, deadline until) {
 }
 
 ssize_t pwrite(int fd, const void* buf, size_t n, off_t off, deadline until) {
-  if (off < 0) {
-    errno = EINVAL;
-    return -1;
-  }
-  wake why = wake::none;
   iovec iov{const_cast<void*>(buf), n};
-  ssize_t r = g_writev(fd, &iov, 1, static_cast<std::uint64_t>(off), until, why);  // before finish() reads `why`
-  return finish<ssize_t>(r, why);
+  return pwritev(fd, &iov, 1, off, until);
 }
 
 ssize_t recv(int fd, void* buf, size_t n, int flags, deadline until) {
